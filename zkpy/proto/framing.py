@@ -1,0 +1,71 @@
+"""Length-prefixed framing: a 4-byte big-endian length, then the body.
+
+Sans-I/O: feed bytes in with :meth:`FrameReader.feed`, take whole frames out
+with :meth:`FrameReader.frames`.  Used by the server, the client and tests.
+"""
+
+from __future__ import annotations
+
+import struct
+
+_LEN = struct.Struct(">i")
+
+
+class FrameError(ValueError):
+    """A frame length that ZooKeeper refuses (negative or above jute.maxbuffer)."""
+
+
+class FrameReader:
+    """Splits a byte stream into frames no longer than ``max_frame_bytes``."""
+
+    __slots__ = ("_buf", "max_frame_bytes")
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self._buf = bytearray()
+        self.max_frame_bytes = max_frame_bytes
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held that do not yet make a whole frame."""
+        return len(self._buf)
+
+    def peek_length(self) -> int | None:
+        """The length field of the next frame, if its 4 bytes have arrived."""
+        if len(self._buf) < 4:
+            return None
+        return _LEN.unpack_from(self._buf, 0)[0]
+
+    def frames(self, limit: int = 1 << 30) -> list[bytes]:
+        """Complete frames received so far (at most ``limit``); raises FrameError on a bad length."""
+        buf = self._buf
+        out: list[bytes] = []
+        pos = 0
+        end = len(buf)
+        max_len = self.max_frame_bytes
+        unpack = _LEN.unpack_from
+        while end - pos >= 4 and len(out) < limit:
+            (n,) = unpack(buf, pos)
+            if n < 0 or n > max_len:
+                raise FrameError(f"Len error {n}")
+            stop = pos + 4 + n
+            if stop > end:
+                break
+            out.append(bytes(buf[pos + 4 : stop]))
+            pos = stop
+        if pos:
+            del buf[:pos]
+        return out
+
+    def take_rest(self) -> bytes:
+        """Everything buffered, emptying the reader."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+
+def frame(body: bytes | bytearray) -> bytes:
+    """``body`` with its length prefix."""
+    return _LEN.pack(len(body)) + body
