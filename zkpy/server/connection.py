@@ -1,0 +1,342 @@
+"""One client connection: framing, the handshake, per-session FIFO, output batching.
+
+A connection answers in the order requests arrived (DESIGN invariant 4).  Reads
+that arrive while earlier writes of the same session are in flight wait in
+``queue`` behind them and run just after the write before them is applied, so a
+read never sees less than the session's own writes, nor a later one of its own.
+Output is appended to a buffer and written once per event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from zkpy.proto import errors
+from zkpy.proto.constants import OpCode, Xid
+from zkpy.proto.framing import FrameError, FrameReader
+from zkpy.proto.jute import DecodeError
+from zkpy.proto.records import Id
+
+if TYPE_CHECKING:
+    from zkpy.server.server import ZooKeeperServer
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">ii")
+_REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
+_NOTIFICATION = struct.Struct(">iiqiiii")  # len, xid -1, zxid -1, err 0, type, state, path length
+
+# Ops answered from the tree (or without a txn) in session order.
+READ_OPS = frozenset({
+    OpCode.exists, OpCode.getData, OpCode.getACL, OpCode.getChildren, OpCode.getChildren2,
+    OpCode.sync, OpCode.ping, OpCode.checkWatches, OpCode.removeWatches, OpCode.multiRead,
+    OpCode.setWatches, OpCode.setWatches2, OpCode.getEphemerals, OpCode.getAllChildrenNumber,
+    OpCode.addWatch, OpCode.whoAmI,
+})
+WRITE_OPS = frozenset({
+    OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
+    OpCode.setData, OpCode.setACL, OpCode.check, OpCode.multi, OpCode.reconfig,
+})
+
+NEW, HANDSHAKE_WAIT, ESTABLISHED, CLOSING, CLOSED = range(5)
+# How long a connection may dawdle before completing its handshake (zookeeper.nio.sessionlessCnxnTimeout).
+SESSIONLESS_TIMEOUT_S = 10.0
+
+
+class Pending:
+    """A request waiting for its turn: a read (``prepared`` None) or a write in the commit pipeline."""
+
+    __slots__ = ("body", "done", "op", "prepared", "response", "xid")
+
+    def __init__(self, xid: int, op: int, body: bytes, prepared: object | None = None) -> None:
+        self.xid = xid
+        self.op = op
+        self.body = body
+        self.prepared = prepared
+        self.done = False
+        self.response: bytes | None = None
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ZooKeeperServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.state = NEW
+        self.reader = FrameReader(server.max_frame_bytes)
+        self.out = bytearray()
+        self.queue: deque[Pending] = deque()
+        self.session_id = 0
+        self.session_timeout_ms = 0
+        self.auth_ids: list[Id] = []
+        self.remote = ("", 0)
+        self.old_client = False
+        self.read_only_client = False
+        self.paused_reading = False
+        self.write_paused = False
+        self.closed = False
+        self.handshake_timer: asyncio.TimerHandle | None = None
+        self.last_activity = time.monotonic()
+        # Statistics for cons / stat.
+        self.established_at = 0.0
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.last_cxid = -1
+        self.last_zxid = -1
+        self.last_op = "NA"
+        self.last_latency_ms = 0
+        self.min_latency_ms = 0
+        self.max_latency_ms = 0
+        self.total_latency_ms = 0
+        self.latency_count = 0
+        self.last_response_time = 0.0
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.remote = (peer[0], peer[1])
+        self.auth_ids = [Id("ip", peer[0])]
+        transport.set_write_buffer_limits(high=1 << 20, low=1 << 18)
+        if not self.server.admit(self):
+            return
+        self.handshake_timer = asyncio.get_running_loop().call_later(SESSIONLESS_TIMEOUT_S, self._handshake_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.last_activity = time.monotonic()
+        reader = self.reader
+        if self.state == NEW:
+            reader.feed(data)
+            length = reader.peek_length()
+            if length is None:
+                self._rearm_handshake_timer()
+                return
+            cmd = self.server.four_letter_word(length)
+            if cmd is not None:
+                reader.take_rest()
+                self.server.run_four_letter_word(self, cmd)
+                return
+            self.state = HANDSHAKE_WAIT
+            data = b""
+        if data:
+            reader.feed(data)
+        try:
+            frames = reader.frames()
+        except FrameError as e:
+            log.info("closing %s:%s: %s", self.remote[0], self.remote[1], e)
+            self.close()
+            return
+        for frame in frames:
+            if self.closed:
+                return
+            self.packets_received += 1
+            if self.state == ESTABLISHED:
+                self._request(frame)
+            elif self.state == HANDSHAKE_WAIT:
+                self._handshake(frame)
+            else:
+                # A request before the session exists: ZooKeeper closes such a connection.
+                self.close()
+                return
+        if self.state == HANDSHAKE_WAIT and not self.closed:
+            self._rearm_handshake_timer()
+
+    def eof_received(self) -> bool | None:
+        return None  # close on EOF, like ZooKeeper
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state = CLOSED
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+        self.server.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        # The peer does not read: stop reading its requests until it catches up.
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._update_reading()
+
+    # ------------------------------------------------------------------ handshake
+
+    def _rearm_handshake_timer(self) -> None:
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+        self.handshake_timer = asyncio.get_running_loop().call_later(SESSIONLESS_TIMEOUT_S, self._handshake_timeout)
+
+    def _handshake_timeout(self) -> None:
+        if self.state in (NEW, HANDSHAKE_WAIT):
+            log.info("closing %s:%s: no handshake within %ss", *self.remote, SESSIONLESS_TIMEOUT_S)
+            self.close()
+
+    def _handshake(self, frame: bytes) -> None:
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
+            self.handshake_timer = None
+        self.state = CLOSING  # until the server answers; further frames before that close us
+        self.server.handshake(self, frame)
+
+    def session_established(self, session_id: int, timeout_ms: int) -> None:
+        self.session_id = session_id
+        self.session_timeout_ms = timeout_ms
+        self.state = ESTABLISHED
+        self.established_at = time.time()
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(self, frame: bytes) -> None:
+        server = self.server
+        try:
+            xid, op = _HEADER.unpack_from(frame, 0)
+        except struct.error:
+            self.close()
+            return
+        body = frame[8:]
+        if op in READ_OPS:
+            if self.queue:
+                self.queue.append(Pending(xid, op, body))
+            else:
+                server.process_read(self, xid, op, body)
+        elif op in WRITE_OPS:
+            server.process_write(self, xid, op, body)
+        elif op == OpCode.closeSession:
+            server.process_close_session(self, xid)
+        elif op == OpCode.auth:
+            server.process_auth(self, xid, body)
+        elif op == OpCode.sasl:
+            server.process_sasl(self, xid, body)
+        else:
+            # Unknown opcode: ZooKeeper answers Unimplemented and closes the connection.
+            self.send_reply(xid, server.last_zxid, errors.UnimplementedError.code)
+            self.close_after_flush()
+            return
+        self._update_reading()
+
+    def enqueue_write(self, pending: Pending) -> None:
+        self.queue.append(pending)
+
+    def complete(self, pending: Pending, response: bytes) -> None:
+        """A write was applied: answer it, then run the reads that waited behind it."""
+        queue = self.queue
+        if self.closed:
+            queue.clear()
+            return
+        if queue and queue[0] is pending:
+            queue.popleft()
+            self.send(response)
+            self._drain()
+        else:
+            # Not at the head (should not happen: writes apply in order); keep FIFO anyway.
+            pending.done = True
+            pending.response = response
+            self._drain()
+
+    def _drain(self) -> None:
+        queue = self.queue
+        server = self.server
+        while queue:
+            head = queue[0]
+            if head.prepared is None:
+                queue.popleft()
+                server.process_read(self, head.xid, head.op, head.body)
+            elif head.done:
+                queue.popleft()
+                assert head.response is not None
+                self.send(head.response)
+            else:
+                break
+        if self.paused_reading:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause reading while this client has too much in flight or will not read its answers."""
+        t = self.transport
+        if t is None or self.closed:
+            return
+        should_pause = (self.write_paused or len(self.queue) >= self.server.max_outstanding_per_connection
+                        or self.server.over_global_limit())
+        if should_pause and not self.paused_reading:
+            self.paused_reading = True
+            t.pause_reading()
+            self.server.paused.add(self)
+        elif not should_pause and self.paused_reading:
+            self.paused_reading = False
+            t.resume_reading()
+            self.server.paused.discard(self)
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, data: bytes | bytearray) -> None:
+        if self.closed:
+            return
+        if not self.out:
+            self.server.mark_dirty(self)
+        self.out += data
+        self.packets_sent += 1
+
+    def send_reply(self, xid: int, zxid: int, err: int, body: bytes = b"") -> None:
+        self.send(_REPLY.pack(16 + len(body), xid, zxid, err) + body)
+
+    def send_event(self, event_type: int, path: str) -> None:
+        """A watch notification (xid -1, zxid -1), as ZooKeeper's ServerCnxn.process sends it."""
+        p = path.encode("utf-8")
+        self.send(_NOTIFICATION.pack(28 + len(p), Xid.NOTIFICATION, -1, 0, event_type, 3, len(p)) + p)
+
+    def flush(self) -> None:
+        if self.out and self.transport is not None and not self.closed:
+            self.transport.write(self.out)
+            self.out = bytearray()
+            self.last_response_time = time.time()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.state = CLOSED
+        self.out = bytearray()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_after_flush(self) -> None:
+        """Send what is buffered, then close (ZooKeeper's closeConn after a last answer)."""
+        if self.closed:
+            return
+        self.state = CLOSING
+        self.flush()
+        self.closed = True
+        if self.transport is not None:
+            if self.paused_reading:
+                self.transport.resume_reading()
+            self.transport.close()
+
+    # ------------------------------------------------------------------ stats
+
+    def record_latency(self, started: float, cxid: int, zxid: int, op: str) -> None:
+        ms = int((time.monotonic() - started) * 1000)
+        self.last_cxid, self.last_zxid, self.last_op, self.last_latency_ms = cxid, zxid, op, ms
+        if self.latency_count == 0 or ms < self.min_latency_ms:
+            self.min_latency_ms = ms
+        if ms > self.max_latency_ms:
+            self.max_latency_ms = ms
+        self.total_latency_ms += ms
+        self.latency_count += 1
+
+    def reset_stats(self) -> None:
+        self.packets_received = self.packets_sent = 0
+        self.last_cxid, self.last_zxid, self.last_op = -1, -1, "NA"
+        self.last_latency_ms = self.min_latency_ms = self.max_latency_ms = 0
+        self.total_latency_ms = self.latency_count = 0
+
+
+__all__ = ["READ_OPS", "WRITE_OPS", "ClientConnection", "DecodeError", "Pending"]

@@ -1,0 +1,431 @@
+"""Prepare: turn a write request into a fully resolved transaction, or an error.
+
+This is ZooKeeper's PrepRequestProcessor.  Validation must see the effect of
+earlier writes that are prepared but not yet applied (they wait for fsync or a
+quorum), so it reads through an overlay of *change records*, one per path
+touched by an outstanding txn, falling back to the tree.  Records are retired
+once the tree has applied their zxid.
+
+Every decision lands in the txn (the sequential name, the parent's new cversion,
+the time, the ACL after ``auth`` expansion) so that applying it is deterministic.
+A request that fails here still becomes a txn — an ErrorTxn, logged with its
+own zxid — exactly as ZooKeeper does, so logs and zxids interchange.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from zkpy.proto import errors
+from zkpy.proto.constants import CreateMode, OpCode
+from zkpy.proto.jute import DecodeError, Record
+from zkpy.proto.messages import decode_multi_request
+from zkpy.proto.records import (
+    ACL,
+    CheckVersionRequest,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateRequest,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteRequest,
+    DeleteTxn,
+    ErrorTxn,
+    Id,
+    MultiTxn,
+    SetACLRequest,
+    SetACLTxn,
+    SetDataRequest,
+    SetDataTxn,
+    Txn,
+    TxnHeader,
+)
+from zkpy.tree.acl import PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE, AuthRegistry
+from zkpy.tree.datatree import DataTree
+from zkpy.tree.node import (
+    EPHEMERAL_NORMAL,
+    PERSISTED,
+    ephemeral_type,
+    ttl_owner,
+    wrap_int32,
+)
+from zkpy.tree.paths import InvalidPathError, validate_path
+from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER
+
+_SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
+_TTL_MAX = 0x000000FFFFFFFFFF
+
+
+@dataclass(slots=True)
+class ChangeRecord:
+    """The state of one path as of an outstanding txn; ``exists`` False once deleted."""
+
+    zxid: int
+    path: str
+    exists: bool
+    version: int = 0
+    cversion: int = 0
+    aversion: int = 0
+    owner: int = 0
+    child_count: int = 0
+    acl: list[ACL] | None = None
+    data: bytes = b""
+
+    def copy(self, zxid: int) -> ChangeRecord:
+        return ChangeRecord(zxid, self.path, self.exists, self.version, self.cversion, self.aversion,
+                            self.owner, self.child_count, self.acl, self.data)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A prepared txn; ``error`` is the exception to report for an ErrorTxn (or None)."""
+
+    hdr: TxnHeader
+    txn: Record | None
+    error: errors.ZooKeeperError | None = None
+
+
+def _check_version(current: int, expected: int, path: str) -> int:
+    if expected != -1 and expected != current:
+        raise errors.BadVersionError(path)
+    return wrap_int32(current + 1)
+
+
+class Preparer:
+    """Validates write requests against tree + outstanding changes and assigns zxids."""
+
+    def __init__(self, tree: DataTree, auth: AuthRegistry, next_zxid: Callable[[], int],
+                 session_check: Callable[[int], None], extended_types: bool,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        self.tree = tree
+        self.auth = auth
+        self.next_zxid = next_zxid
+        self.session_check = session_check
+        self.extended_types = extended_types
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.outstanding: deque[ChangeRecord] = deque()
+        self.by_path: dict[str, ChangeRecord] = {}
+        # While a multi is being prepared: each touched path's record before it, for rollback.
+        self._journal: dict[str, ChangeRecord | None] | None = None
+
+    # ---------------------------------------------------------------- change records
+
+    def record_for(self, path: str) -> ChangeRecord:
+        rec = self.by_path.get(path)
+        if rec is None:
+            node = self.tree.get_node(path)
+            if node is not None:
+                _cz, _mz, _ct, _mt, ver, cver, aver, owner, _pz = PERSISTED.unpack(node.stat)
+                rec = ChangeRecord(-1, path, True, ver, cver, aver, owner, node.num_children,
+                                   self.tree.acl_of(node), node.data)
+        if rec is None or not rec.exists:
+            raise errors.NoNodeError(path)
+        return rec
+
+    def _add(self, rec: ChangeRecord) -> None:
+        journal = self._journal
+        if journal is not None and rec.path not in journal:
+            journal[rec.path] = self.by_path.get(rec.path)
+        self.outstanding.append(rec)
+        self.by_path[rec.path] = rec
+
+    def retire(self, zxid: int) -> None:
+        """Drop the change records of every txn up to ``zxid``: the tree holds them now."""
+        out = self.outstanding
+        by_path = self.by_path
+        while out and out[0].zxid <= zxid:
+            rec = out.popleft()
+            if by_path.get(rec.path) is rec:
+                del by_path[rec.path]
+
+    def reset(self) -> None:
+        self.outstanding.clear()
+        self.by_path.clear()
+
+    # ---------------------------------------------------------------- entry point
+
+    def prepare(self, op: int, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id]) -> Prepared:
+        """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn."""
+        zxid = self.next_zxid()
+        hdr = TxnHeader(session_id, cxid, zxid, self.clock_ms(), op)
+        try:
+            if op == OpCode.multi:
+                return self._prepare_multi(hdr, body, auth_ids)
+            record = self._decode(op, body)
+            txn = self._prepare_op(op, record, hdr, auth_ids)
+            return Prepared(hdr, txn)
+        except errors.ZooKeeperError as e:
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(e.code), e)
+        except (DecodeError, UnicodeError):
+            hdr.type = OpCode.error
+            e2 = errors.MarshallingError()
+            return Prepared(hdr, ErrorTxn(e2.code), e2)
+
+    def prepare_session(self, op: int, session_id: int, timeout_ms: int = 0) -> Prepared:
+        """createSession / closeSession txns (the latter lists the ephemerals to delete)."""
+        zxid = self.next_zxid()
+        hdr = TxnHeader(session_id, 0, zxid, self.clock_ms(), op)
+        if op == OpCode.createSession:
+            return Prepared(hdr, CreateSessionTxn(timeout_ms))
+        # Ephemerals of the session as of all outstanding changes.
+        paths = set(self.tree.session_ephemerals(session_id))
+        for rec in self.outstanding:
+            if not rec.exists:
+                paths.discard(rec.path)
+            elif rec.owner == session_id:
+                paths.add(rec.path)
+        ordered = sorted(paths)
+        for path in ordered:
+            parent_path = path[: path.rfind("/")] or "/"
+            try:
+                parent = self.record_for(parent_path).copy(zxid)
+                parent.child_count -= 1
+                self._add(parent)
+            except errors.NoNodeError:
+                pass
+            self._add(ChangeRecord(zxid, path, False))
+        return Prepared(hdr, CloseSessionTxn(ordered))
+
+    def prepare_delete_container(self, path: str) -> Prepared:
+        zxid = self.next_zxid()
+        hdr = TxnHeader(0, 0, zxid, self.clock_ms(), OpCode.deleteContainer)
+        try:
+            parent_path = self._parent_for_delete(path)
+            rec = self.record_for(path)
+            if rec.child_count > 0:
+                raise errors.NotEmptyError(path)
+            if ephemeral_type(rec.owner, self.extended_types) == EPHEMERAL_NORMAL:
+                raise errors.BadVersionError(path)
+            parent = self.record_for(parent_path).copy(zxid)
+            parent.child_count -= 1
+            self._add(parent)
+            self._add(ChangeRecord(zxid, path, False))
+            return Prepared(hdr, DeleteTxn(path))
+        except errors.ZooKeeperError as e:
+            hdr.type = OpCode.error
+            return Prepared(hdr, ErrorTxn(e.code), e)
+
+    # ---------------------------------------------------------------- per op
+
+    @staticmethod
+    def _decode(op: int, body: bytes) -> Record:
+        cls = _WRITE_RECORDS.get(op)
+        if cls is None:
+            raise errors.UnimplementedError()
+        return cls.from_bytes(body)
+
+    def _prepare_op(self, op: int, record: Record, hdr: TxnHeader, auth_ids: Sequence[Id]) -> Record:
+        if op in (OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL):
+            return self._prepare_create(op, record, hdr, auth_ids)  # type: ignore[arg-type]
+        zxid = hdr.zxid
+        if op == OpCode.delete:
+            assert isinstance(record, DeleteRequest)
+            self.session_check(hdr.clientId)
+            path = record.path or ""
+            parent_path = self._parent_for_delete(path)
+            parent = self.record_for(parent_path)
+            self.auth.check(parent.acl or (), PERM_DELETE, auth_ids)
+            node = self.record_for(path)
+            _check_version(node.version, record.version, path)
+            if node.child_count > 0:
+                raise errors.NotEmptyError(path)
+            parent = parent.copy(zxid)
+            parent.child_count -= 1
+            self._add(parent)
+            self._add(ChangeRecord(zxid, path, False))
+            return DeleteTxn(path)
+        if op == OpCode.setData:
+            assert isinstance(record, SetDataRequest)
+            self.session_check(hdr.clientId)
+            path = self._valid(record.path)
+            node = self.record_for(path)
+            self.auth.check(node.acl or (), PERM_WRITE, auth_ids)
+            new_version = _check_version(node.version, record.version, path)
+            node = node.copy(zxid)
+            node.version = new_version
+            node.data = record.data or b""
+            self._add(node)
+            return SetDataTxn(path, record.data, new_version)
+        if op == OpCode.setACL:
+            assert isinstance(record, SetACLRequest)
+            self.session_check(hdr.clientId)
+            path = self._valid(record.path)
+            acl = self.auth.fixup_acl(path, auth_ids, record.acl)
+            node = self.record_for(path)
+            self.auth.check(node.acl or (), PERM_ADMIN, auth_ids)
+            new_aversion = _check_version(node.aversion, record.version, path)
+            node = node.copy(zxid)
+            node.aversion = new_aversion
+            node.acl = acl
+            self._add(node)
+            return SetACLTxn(path, acl, new_aversion)
+        if op == OpCode.check:
+            assert isinstance(record, CheckVersionRequest)
+            self.session_check(hdr.clientId)
+            path = self._valid(record.path)
+            node = self.record_for(path)
+            self.auth.check(node.acl or (), PERM_READ, auth_ids)
+            return CheckVersionTxn(path, _check_version(node.version, record.version, path))
+        if op == OpCode.reconfig:
+            self.session_check(hdr.clientId)
+            raise errors.ReconfigDisabledError()
+        raise errors.UnimplementedError()
+
+    def _prepare_create(self, op: int, record: CreateRequest | CreateTTLRequest, hdr: TxnHeader,
+                        auth_ids: Sequence[Id]) -> Record:
+        zxid = hdr.zxid
+        flags = record.flags
+        ttl = record.ttl if isinstance(record, CreateTTLRequest) else -1
+        path = record.path or ""
+        try:
+            mode = CreateMode(flags)
+        except ValueError:
+            raise errors.BadArgumentsError(path, f"Received an invalid flag value: {flags}") from None
+        # validateCreateRequest
+        if mode.is_ttl and not self.extended_types:
+            raise errors.UnimplementedError()
+        if mode.is_ttl:
+            if ttl > _TTL_MAX or ttl <= 0:
+                raise errors.BadArgumentsError(path)
+        elif ttl >= 0:
+            raise errors.BadArgumentsError(path)
+        self.session_check(hdr.clientId)
+        # validatePathForCreate
+        last_slash = path.rfind("/")
+        if last_slash == -1 or "\0" in path:
+            raise errors.BadArgumentsError(path)
+        parent_path = path[:last_slash] or "/"
+        acl = self.auth.fixup_acl(path, auth_ids, record.acl)
+        parent = self.record_for(parent_path)
+        self.auth.check(parent.acl or (), PERM_CREATE, auth_ids)
+        parent_cversion = parent.cversion
+        if mode.is_sequential:
+            path = f"{path}{parent_cversion:010d}"
+        self._valid(path)
+        existing = self.by_path.get(path)
+        if existing is not None:
+            if existing.exists:
+                raise errors.NodeExistsError(path)
+        elif self.tree.get_node(path) is not None:
+            raise errors.NodeExistsError(path)
+        if ephemeral_type(parent.owner, self.extended_types) == EPHEMERAL_NORMAL:
+            raise errors.NoChildrenForEphemeralsError(path)
+        new_cversion = wrap_int32(parent_cversion + 1)
+        data = record.data
+        if op == OpCode.createContainer:
+            txn: Record = CreateContainerTxn(path, data, acl, new_cversion)
+        elif op == OpCode.createTTL:
+            txn = CreateTTLTxn(path, data, acl, new_cversion, ttl)
+        else:
+            txn = CreateTxn(path, data, acl, mode.is_ephemeral, new_cversion)
+        if mode.is_container:
+            owner = CONTAINER_EPHEMERAL_OWNER
+        elif mode.is_ttl:
+            owner = ttl_owner(ttl)
+        elif mode.is_ephemeral:
+            owner = hdr.clientId
+        else:
+            owner = 0
+        parent = parent.copy(zxid)
+        parent.child_count += 1
+        parent.cversion = new_cversion
+        self._add(parent)
+        self._add(ChangeRecord(zxid, path, True, 0, 0, 0, owner, 0, acl, data or b""))
+        return txn
+
+    def _prepare_multi(self, hdr: TxnHeader, body: bytes, auth_ids: Sequence[Id]) -> Prepared:
+        try:
+            ops = decode_multi_request(body)
+        except (DecodeError, UnicodeError):
+            hdr.type = OpCode.error
+            err = errors.MarshallingError()
+            return Prepared(hdr, ErrorTxn(err.code), err)
+        zxid = hdr.zxid
+        start_len = len(self.outstanding)
+        self._journal = {}
+        txns: list[Txn] = []
+        failure: errors.ZooKeeperError | None = None
+        try:
+            for op, rec in ops:
+                # Op.create picks the opcode from the flags, whatever the header said.
+                if op in (OpCode.create, OpCode.create2, OpCode.createContainer) and isinstance(rec, CreateRequest):
+                    try:
+                        mode = CreateMode(rec.flags)
+                    except ValueError:
+                        mode = CreateMode.PERSISTENT
+                    op = OpCode.createContainer if mode.is_container else (
+                        OpCode.createTTL if mode.is_ttl else OpCode.create)
+                    if op == OpCode.createTTL:
+                        rec = CreateTTLRequest(rec.path, rec.data, rec.acl, rec.flags, -1)
+                elif op == OpCode.createTTL and isinstance(rec, CreateTTLRequest):
+                    try:
+                        mode = CreateMode(rec.flags)
+                    except ValueError:
+                        mode = CreateMode.PERSISTENT
+                    if not mode.is_ttl:
+                        op = OpCode.createContainer if mode.is_container else OpCode.create
+                        rec = CreateRequest(rec.path, rec.data, rec.acl, rec.flags)
+                if failure is not None:
+                    txns.append(Txn(OpCode.error, ErrorTxn(errors.RuntimeInconsistencyError.code).to_bytes()))
+                    continue
+                try:
+                    sub_hdr = TxnHeader(hdr.clientId, hdr.cxid, zxid, hdr.time, op)
+                    sub = self._prepare_op(op, rec, sub_hdr, auth_ids)
+                    txns.append(Txn(op, sub.to_bytes()))
+                except errors.ZooKeeperError as e:
+                    failure = e
+                    txns.append(Txn(OpCode.error, ErrorTxn(e.code).to_bytes()))
+                    self._rollback(start_len)
+        finally:
+            self._journal = None
+        return Prepared(hdr, MultiTxn(txns), failure)
+
+    def _rollback(self, start_len: int) -> None:
+        """Undo the change records of a failed multi's earlier ops."""
+        while len(self.outstanding) > start_len:
+            self.outstanding.pop()
+        assert self._journal is not None
+        for path, rec in self._journal.items():
+            if rec is None:
+                self.by_path.pop(path, None)
+            else:
+                self.by_path[path] = rec
+        self._journal.clear()
+
+    # ---------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _valid(path: str | None) -> str:
+        try:
+            validate_path(path)
+        except InvalidPathError:
+            raise errors.BadArgumentsError(path) from None
+        assert path is not None
+        return path
+
+    @staticmethod
+    def _parent_for_delete(path: str) -> str:
+        """getParentPathAndValidate: the special system paths cannot be deleted."""
+        last_slash = path.rfind("/")
+        if last_slash == -1 or "\0" in path or path in _SPECIAL_PATHS:
+            raise errors.BadArgumentsError(path)
+        return path[:last_slash] or "/"
+
+
+_WRITE_RECORDS: dict[int, type[Record]] = {
+    OpCode.create: CreateRequest,
+    OpCode.create2: CreateRequest,
+    OpCode.createContainer: CreateRequest,
+    OpCode.createTTL: CreateTTLRequest,
+    OpCode.delete: DeleteRequest,
+    OpCode.setData: SetDataRequest,
+    OpCode.setACL: SetACLRequest,
+    OpCode.check: CheckVersionRequest,
+}

@@ -1,0 +1,421 @@
+"""The standalone server: wires connections, sessions, prepare, commit and the database.
+
+Everything runs on one asyncio event loop (uvloop when installed); only the
+transaction log's write+fsync leaves it, in a worker thread.  The listening
+socket opens only once the database is loaded and the server can answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from zkpy.proto import errors
+from zkpy.proto.constants import OpCode
+from zkpy.proto.jute import DecodeError
+from zkpy.proto.messages import decode_connect_request, encode_connect_response
+from zkpy.proto.records import AuthPacket, ConnectResponse
+from zkpy.server.commit import CommitPipeline, Durability, MemoryOnly
+from zkpy.server.connection import ESTABLISHED, ClientConnection, Pending
+from zkpy.server.database import Database
+from zkpy.server.prep import Prepared, Preparer
+from zkpy.server.requests import ReadHandler, write_reply
+from zkpy.server.sessions import SessionTracker, session_password
+from zkpy.server.stats import ServerStats
+from zkpy.tree.acl import AuthRegistry
+from zkpy.tree.node import EPHEMERAL_TTL, PERSISTED, ephemeral_type, ttl_of
+from zkpy.tree.watches import Watches
+
+log = logging.getLogger(__name__)
+
+_PASSWORD_INVALID = bytes(16)
+_CLOSE_SESSION_OPS = {OpCode.closeSession}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SessionCreation:
+    """The pending createSession of a connection waiting for its handshake answer."""
+
+    __slots__ = ("conn", "read_only", "session_id", "timeout_ms")
+
+    def __init__(self, conn: ClientConnection, session_id: int, timeout_ms: int, read_only: bool | None) -> None:
+        self.conn = conn
+        self.session_id = session_id
+        self.timeout_ms = timeout_ms
+        self.read_only = read_only
+
+
+class InFlight:
+    """A prepared txn travelling the commit pipeline with whatever must happen after it."""
+
+    __slots__ = ("conn", "pending", "prepared", "session", "started")
+
+    def __init__(self, prepared: Prepared, conn: ClientConnection | None = None, pending: Pending | None = None,
+                 session: SessionCreation | None = None) -> None:
+        self.prepared = prepared
+        self.conn = conn
+        self.pending = pending
+        self.session = session
+        self.started = time.monotonic()
+
+
+class ZooKeeperServer:
+    """A standalone ZooKeeper server over a :class:`Database`."""
+
+    def __init__(self, config: Any, durability: Durability | None = None, server_id: int = 1) -> None:
+        self.config = config
+        self.db = Database(extended_types=bool(config.extended_types_enabled))
+        self.durability: Durability = durability or MemoryOnly()
+        self.sessions = SessionTracker(config.tick_time_ms, server_id)
+        self.watches = Watches()
+        self.db.tree.listener = self.watches
+        self.auth = AuthRegistry(super_digest=config.super_digest, skip_acl=bool(getattr(config, "skip_acl", False)))
+        self.preparer = Preparer(self.db.tree, self.auth, self._next_zxid, self._check_session,
+                                 bool(config.extended_types_enabled))
+        self.pipeline = CommitPipeline(self.durability, self._on_commit, self._flush_dirty)
+        self.reads = ReadHandler(self)
+        self.stats = ServerStats()
+        self.max_frame_bytes = int(config.jute_max_buffer)
+        self.max_outstanding_per_connection = 1000
+        self.global_outstanding_limit = int(getattr(config, "global_outstanding_limit", 1000))
+        self.connections: set[ClientConnection] = set()
+        self.by_session: dict[int, ClientConnection] = {}
+        self.paused: set[ClientConnection] = set()
+        self._dirty: list[ClientConnection] = []
+        self._flush_scheduled = False
+        self._zxid = 0
+        self._in_flight = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.running = False
+        self.started_at = time.time()
+        # Set by the owner (cli / tests) to run 4lw commands; kept outside to keep this module small.
+        self.four_letter_words: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def last_zxid(self) -> int:
+        return self.db.tree.last_processed_zxid
+
+    def _next_zxid(self) -> int:
+        self._zxid += 1
+        return self._zxid
+
+    def set_last_zxid(self, zxid: int) -> None:
+        """After loading the database: new txns continue from ``zxid``."""
+        self._zxid = zxid
+
+    async def start(self, host: str, port: int) -> None:
+        """Start sessions of the loaded database, then open the client port."""
+        now = _now_ms()
+        for sid, timeout in self.db.sessions.items():
+            self.sessions.add(sid, timeout, now)
+        self._zxid = max(self._zxid, self.db.last_zxid)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: ClientConnection(self), host, port, reuse_address=True,
+                                                backlog=1024)
+        self.running = True
+        self._tasks.append(loop.create_task(self._expire_sessions()))
+        self._tasks.append(loop.create_task(self._check_containers()))
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._server is not None:
+            self._server.close()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+                pass
+        self._tasks.clear()
+        try:
+            await asyncio.wait_for(self.pipeline.drain(), 5.0)
+        except (TimeoutError, RuntimeError):
+            log.warning("shutdown: pending writes were not all committed")
+        for conn in list(self.connections):
+            conn.flush()
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # ------------------------------------------------------------------ connections
+
+    def admit(self, conn: ClientConnection) -> bool:
+        """maxClientCnxns per client address; False (and closed) when over it."""
+        limit = int(getattr(self.config, "max_client_cnxns", 60) or 0)
+        if limit > 0:
+            same = sum(1 for c in self.connections if c.remote[0] == conn.remote[0])
+            if same >= limit:
+                log.warning("Too many connections from %s - max is %d", conn.remote[0], limit)
+                self.stats.connections_rejected += 1
+                conn.close()
+                return False
+        self.connections.add(conn)
+        return True
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        self.paused.discard(conn)
+        if conn.session_id and self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
+        self.watches.remove_watcher(conn)
+        self._in_flight -= sum(1 for p in conn.queue if p.prepared is not None and not p.done)
+        conn.queue.clear()
+
+    def mark_dirty(self, conn: ClientConnection) -> None:
+        self._dirty.append(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+        if self.paused and not self.over_global_limit():
+            for conn in list(self.paused):
+                conn._update_reading()
+
+    def over_global_limit(self) -> bool:
+        return self._in_flight > self.global_outstanding_limit
+
+    def four_letter_word(self, length: int) -> str | None:
+        if self.four_letter_words is None:
+            return None
+        return self.four_letter_words.command_for(length)
+
+    def run_four_letter_word(self, conn: ClientConnection, cmd: str) -> None:
+        text = self.four_letter_words.run(self, cmd)
+        conn.send(text.encode("utf-8"))
+        conn.close_after_flush()
+
+    # ------------------------------------------------------------------ handshake
+
+    def handshake(self, conn: ClientConnection, frame: bytes) -> None:
+        try:
+            hs = decode_connect_request(frame)
+        except (DecodeError, UnicodeError, Exception):  # noqa: BLE001 - garbage instead of a handshake
+            log.info("closing %s:%s: undecodable connect request", *conn.remote)
+            conn.close()
+            return
+        req = hs.request
+        conn.old_client = hs.read_only is None
+        conn.read_only_client = bool(hs.read_only)
+        if req.lastZxidSeen > self.last_zxid:
+            log.info("Refusing session request for client %s:%s as it has seen zxid 0x%x our last zxid is 0x%x"
+                     " client must try another server", *conn.remote, req.lastZxidSeen, self.last_zxid)
+            conn.close()
+            return
+        cfg = self.config
+        timeout = min(max(req.timeOut, cfg.min_session_timeout_ms), cfg.max_session_timeout_ms)
+        conn.session_timeout_ms = timeout
+        if req.sessionId == 0:
+            sid = self.sessions.new_session_id()
+            # Track it from now, as PrepRequestProcessor does, so it can expire even before commit.
+            self.sessions.add(sid, timeout, _now_ms())
+            prepared = self.preparer.prepare_session(OpCode.createSession, sid, timeout)
+            creation = SessionCreation(conn, sid, timeout, hs.read_only)
+            self._submit(InFlight(prepared, session=creation))
+            return
+        sid = req.sessionId
+        valid = (req.passwd == session_password(sid) and self.sessions.touch(sid, _now_ms(), timeout))
+        if valid:
+            old = self.by_session.get(sid)
+            if old is not None and old is not conn:
+                old.close()
+            if self.db.sessions.get(sid) != timeout:
+                # The negotiated timeout of a re-attached session can change; keep it in memory.
+                pass
+            self._finish_session(conn, sid, timeout, hs.read_only)
+        else:
+            log.info("Invalid session 0x%x for client %s:%s, probably expired", sid & 0xFFFFFFFFFFFFFFFF,
+                     *conn.remote)
+            resp = encode_connect_response(ConnectResponse(0, 0, 0, _PASSWORD_INVALID),
+                                           None if conn.old_client else False)
+            conn.send(len(resp).to_bytes(4, "big") + resp)
+            conn.close_after_flush()
+
+    def _finish_session(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:
+        if conn.closed:
+            return
+        conn.session_established(sid, timeout)
+        self.by_session[sid] = conn
+        sess = self.sessions.get(sid)
+        if sess is not None:
+            sess.owner = conn
+        resp = encode_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)),
+                                       None if conn.old_client else False)
+        conn.send(len(resp).to_bytes(4, "big") + resp)
+        log.debug("Established session 0x%x with negotiated timeout %d for client %s:%s",
+                  sid & 0xFFFFFFFFFFFFFFFF, timeout, *conn.remote)
+
+    def _check_session(self, session_id: int) -> None:
+        if session_id and not self.sessions.is_live(session_id):
+            raise errors.SessionExpiredError()
+
+    # ------------------------------------------------------------------ requests
+
+    def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
+        if conn.session_id:
+            self.sessions.touch(conn.session_id, _now_ms())
+        self.reads.execute(conn, xid, op, body)
+        self.stats.packets_received += 1
+        self.stats.packets_sent += 1
+
+    def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
+        self.sessions.touch(conn.session_id, _now_ms())
+        self.stats.packets_received += 1
+        prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids)
+        pending = Pending(xid, op, body, prepared)
+        conn.enqueue_write(pending)
+        self._submit(InFlight(prepared, conn, pending))
+
+    def process_close_session(self, conn: ClientConnection, xid: int) -> None:
+        self.stats.packets_received += 1
+        sid = conn.session_id
+        self.sessions.set_closing(sid)
+        prepared = self.preparer.prepare_session(OpCode.closeSession, sid)
+        prepared.hdr.cxid = xid
+        pending = Pending(xid, OpCode.closeSession, b"", prepared)
+        conn.enqueue_write(pending)
+        self._submit(InFlight(prepared, conn, pending))
+
+    def process_auth(self, conn: ClientConnection, xid: int, body: bytes) -> None:
+        self.stats.packets_received += 1
+        try:
+            packet = AuthPacket.from_bytes(body)
+            ids = self.auth.authenticate(packet.scheme or "", packet.auth or b"")
+        except (DecodeError, UnicodeError):
+            ids = None
+        if ids is None:
+            self.stats.auth_failed += 1
+            conn.send_reply(xid, 0, errors.AuthFailedError.code)
+            conn.close_after_flush()
+            return
+        for ident in ids:
+            if ident not in conn.auth_ids:
+                conn.auth_ids.append(ident)
+        conn.send_reply(xid, 0, 0)
+
+    def process_sasl(self, conn: ClientConnection, xid: int, body: bytes) -> None:
+        # No SASL mechanism is configured on this server, as on a default ZooKeeper.
+        self.stats.auth_failed += 1
+        conn.send_reply(xid, 0, errors.AuthFailedError.code)
+        conn.close_after_flush()
+
+    def _submit(self, item: InFlight) -> None:
+        self._in_flight += 1
+        self.pipeline.submit(item, item.prepared.hdr, item.prepared.txn)
+
+    # ------------------------------------------------------------------ commit
+
+    def _on_commit(self, item: object) -> None:
+        assert isinstance(item, InFlight)
+        self._in_flight -= 1
+        prepared = item.prepared
+        hdr = prepared.hdr
+        rc = self.db.apply(hdr, prepared.txn)
+        self.preparer.retire(hdr.zxid)
+        op = hdr.type
+        if op == OpCode.closeSession:
+            self._session_closed(hdr.clientId)
+        if item.session is not None:
+            s = item.session
+            self._finish_session(s.conn, s.session_id, s.timeout_ms, s.read_only)
+            return
+        conn, pending = item.conn, item.pending
+        if conn is None or pending is None:
+            return
+        zxid = self.db.tree.last_processed_zxid
+        reply = write_reply(pending.op, pending.xid, zxid, rc, prepared.error)
+        ms = int((time.monotonic() - item.started) * 1000)
+        self.stats.record_latency(ms)
+        self.stats.packets_sent += 1
+        conn.complete(pending, reply)
+        if pending.op == OpCode.closeSession:
+            conn.close_after_flush()
+
+    def _session_closed(self, session_id: int) -> None:
+        self.sessions.remove(session_id)
+        conn = self.by_session.pop(session_id, None)
+        if conn is not None and conn.state == ESTABLISHED and not conn.queue:
+            conn.close_after_flush()
+        elif conn is not None:
+            # The client's own closeSession: its reply is sent, then the connection closes.
+            pass
+
+    # ------------------------------------------------------------------ background duties
+
+    async def _expire_sessions(self) -> None:
+        """Expire sessions whose deadline bucket passed: a closeSession txn each."""
+        tick_s = self.sessions.tick_ms / 1000
+        while True:
+            await asyncio.sleep(tick_s / 2)
+            for sess in self.sessions.expired(_now_ms()):
+                log.info("Expiring session 0x%x, timeout of %dms exceeded",
+                         sess.session_id & 0xFFFFFFFFFFFFFFFF, sess.timeout_ms)
+                conn = self.by_session.get(sess.session_id)
+                if conn is not None:
+                    conn.close()
+                prepared = self.preparer.prepare_session(OpCode.closeSession, sess.session_id)
+                self._submit(InFlight(prepared))
+            self._flush_dirty()
+
+    async def _check_containers(self) -> None:
+        """ContainerManager: delete empty used containers and expired TTL nodes."""
+        cfg = self.config
+        interval_s = max(0.01, int(getattr(cfg, "container_check_interval_ms", 60000)) / 1000)
+        max_per_minute = max(1, int(getattr(cfg, "container_max_per_minute", 10000)))
+        never_used_ms = int(getattr(cfg, "container_max_never_used_interval_ms", 0) or 0)
+        min_gap_s = 60.0 / max_per_minute
+        while True:
+            await asyncio.sleep(interval_s)
+            for path in self._container_candidates(never_used_ms):
+                prepared = self.preparer.prepare_delete_container(path)
+                self._submit(InFlight(prepared))
+                await asyncio.sleep(min_gap_s)
+
+    def _container_candidates(self, never_used_ms: int) -> list[str]:
+        tree = self.db.tree
+        now = _now_ms()
+        out: list[str] = []
+        for path in list(tree.containers):
+            node = tree.get_node(path)
+            if node is None or node.children:
+                continue
+            _cz, _mz, _ct, mtime, _v, cversion, _av, _o, _pz = PERSISTED.unpack(node.stat)
+            if cversion > 0 or (never_used_ms and now - mtime > never_used_ms):
+                out.append(path)
+        for path in list(tree.ttls):
+            node = tree.get_node(path)
+            if node is None or node.children:
+                continue
+            _cz, _mz, _ct, mtime, _v, _cv, _av, owner, _pz = PERSISTED.unpack(node.stat)
+            if ephemeral_type(owner, tree.extended_types) == EPHEMERAL_TTL:
+                ttl = ttl_of(owner)
+                if ttl and now - mtime > ttl:
+                    out.append(path)
+        return out
+
+    # ------------------------------------------------------------------ introspection
+
+    def outstanding_requests(self) -> int:
+        return self._in_flight
+
+    def call_in_loop(self, fn: Callable[[], None]) -> None:
+        asyncio.get_running_loop().call_soon(fn)
