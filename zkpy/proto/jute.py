@@ -14,12 +14,14 @@ This module does no I/O: bytes in, records out, and back.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import struct
 import sys
 import typing
 from typing import Annotated, Any, ClassVar, Optional
 
 __all__ = [
+    "MAX_BUFFER_DEFAULT",
     "Bool",
     "Buffer",
     "DecodeError",
@@ -29,7 +31,6 @@ __all__ = [
     "UString",
     "Vector",
     "record",
-    "MAX_BUFFER_DEFAULT",
 ]
 
 # jute.maxbuffer default: 0xfffff (1 MiB less one byte).
@@ -304,8 +305,8 @@ def _compile(cls: type, fields: list[tuple[str, Any]]) -> None:
     dec.append("    return obj, pos")
     if not names:
         enc.append("    pass")
-    exec("\n".join(dec), ns)  # noqa: S102 - code generated from our own schema table
-    exec("\n".join(enc), ns)  # noqa: S102
+    exec("\n".join(dec), ns)
+    exec("\n".join(enc), ns)
     cls.decode_from = staticmethod(ns["decode_from"])  # type: ignore[attr-defined]
     cls.encode_into = ns["encode_into"]  # type: ignore[attr-defined]
 
@@ -317,9 +318,9 @@ def record(cls: _T) -> _T:
     """Make ``cls`` (a Record subclass) a slotted dataclass with a compiled jute codec."""
     module_globals = vars(sys.modules[cls.__module__])
     fields: list[tuple[str, Any]] = []
-    for name, hint in cls.__dict__.get("__annotations__", {}).items():
+    for name, hint in inspect.get_annotations(cls).items():
         if isinstance(hint, str):
-            hint = eval(hint, module_globals)  # noqa: S307 - our own annotations
+            hint = eval(hint, module_globals)
         if typing.get_origin(hint) is ClassVar:
             continue
         fields.append((name, _kind_of(hint)))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zkpy.proto import errors
-from zkpy.proto.constants import CreateMode, OpCode
+from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, OpCode
 from zkpy.proto.jute import DecodeError, Record
 from zkpy.proto.messages import decode_multi_request
 from zkpy.proto.records import (
@@ -56,7 +56,6 @@ from zkpy.tree.node import (
     wrap_int32,
 )
 from zkpy.tree.paths import InvalidPathError, validate_path
-from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER
 
 _SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
 _TTL_MAX = 0x000000FFFFFFFFFF

@@ -115,7 +115,7 @@ class ReadHandler:
         if acl_id != OPEN_ACL_UNSAFE_ID:
             self.auth.check(self.tree.acls.lookup(acl_id), perm, conn.auth_ids)
 
-    def _node_for_read(self, conn: ClientConnection, path: str | None):  # noqa: ANN202
+    def _node_for_read(self, conn: ClientConnection, path: str | None):
         node = self.tree.get_node(path) if path else None
         if node is None:
             raise errors.NoNodeError(path)

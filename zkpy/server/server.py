@@ -139,7 +139,7 @@ class ZooKeeperServer:
         for t in self._tasks:
             try:
                 await t
-            except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+            except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
         try:
@@ -209,7 +209,7 @@ class ZooKeeperServer:
     def handshake(self, conn: ClientConnection, frame: bytes) -> None:
         try:
             hs = decode_connect_request(frame)
-        except (DecodeError, UnicodeError, Exception):  # noqa: BLE001 - garbage instead of a handshake
+        except (DecodeError, UnicodeError, Exception):
             log.info("closing %s:%s: undecodable connect request", *conn.remote)
             conn.close()
             return

@@ -38,7 +38,7 @@ class AclCache:
     The ids, their numbering from 1 and the OPEN_ACL_UNSAFE shortcut (-1) match
     Apache ZooKeeper's so that snapshots interchange."""
 
-    __slots__ = ("_by_id", "_by_key", "_refs", "_next_index")
+    __slots__ = ("_by_id", "_by_key", "_next_index", "_refs")
 
     def __init__(self) -> None:
         self._by_id: dict[int, list[ACL]] = {}
@@ -126,7 +126,7 @@ def java_split(s: str, sep: str) -> list[str]:
 def generate_digest(id_password: str) -> str:
     """``user:base64(sha1(user:password))`` (DigestAuthenticationProvider.generateDigest)."""
     user = id_password.split(":", 1)[0]
-    digest = hashlib.sha1(id_password.encode("utf-8")).digest()  # noqa: S324 - ZooKeeper's scheme
+    digest = hashlib.sha1(id_password.encode("utf-8")).digest()
     return f"{user}:{base64.b64encode(digest).decode('ascii')}"
 
 

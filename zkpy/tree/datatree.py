@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from zkpy.proto import errors
-from zkpy.proto.constants import OpCode
+from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER, OpCode
 from zkpy.proto.records import (
     ACL,
     CheckVersionTxn,
@@ -41,7 +41,6 @@ from zkpy.tree.node import (
     ephemeral_type,
     ttl_owner,
 )
-from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER
 
 QUOTA_ROOT = "/zookeeper/quota"
 LIMIT_NODE = "zookeeper_limits"
@@ -288,7 +287,7 @@ class DataTree:
             ch = parent.children = {}
         elif name in ch:
             raise errors.NodeExistsError()
-        pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, ppzxid = PERSISTED.unpack(parent.stat)
+        pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, _ppzxid = PERSISTED.unpack(parent.stat)
         if parent_cversion == -1:
             parent_cversion = pcver + 1
         if parent_cversion > pcver:
@@ -401,7 +400,7 @@ class DataTree:
         node = self.get_node(path)
         if node is None:
             return
-        czxid, mzxid, ctime, mtime, ver, cver, aver, owner, pzxid = PERSISTED.unpack(node.stat)
+        czxid, mzxid, ctime, mtime, ver, cver, aver, owner, _pzxid = PERSISTED.unpack(node.stat)
         if new_cversion == -1:
             new_cversion = cver + 1
         if new_cversion > cver:

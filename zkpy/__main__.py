@@ -1,0 +1,5 @@
+import sys
+
+from zkpy.cli.main import main
+
+sys.exit(main())
