@@ -109,7 +109,7 @@ class Recorder:
         if isinstance(value, Stat):
             return ("Stat", self._zxid(value.czxid), self._zxid(value.mzxid), value.version, value.cversion,
                     value.aversion, self._session(value.ephemeralOwner), value.dataLength, value.numChildren,
-                    self._zxid(value.pzxid), value.ctime == value.mtime)
+                    self._zxid(value.pzxid))
         if isinstance(value, str):
             return value.replace(self.root, "<root>") if self.root else value
         if isinstance(value, bytes):
@@ -119,9 +119,9 @@ class Recorder:
             return type(value)(items) if isinstance(value, tuple) else items
         if isinstance(value, Record):
             fields = {f.name: self.norm(getattr(value, f.name)) for f in dataclasses.fields(value)}
-            for key in ("children", "ephemerals"):
+            for key in ("children", "ephemerals", "clientInfo"):
                 if isinstance(fields.get(key), list):
-                    fields[key] = sorted(fields[key])  # ZooKeeper's child order is a HashSet's
+                    fields[key] = sorted(fields[key], key=repr)  # these are HashSets in ZooKeeper
             return (type(value).__name__, fields)
         return value
 
@@ -204,12 +204,15 @@ def scenario_bad_paths(r: Recorder) -> None:
     c = r.client()
     p = r.p
     for label, path in [("no slash", "a"), ("trailing", p("/a/")), ("double", p("//a")), ("dot", p("/./a")),
-                        ("dotdot", p("/../a")), ("empty", ""), ("nul", p("/a\0b")), ("ctrl", p("/a\x01"))]:
+                        ("dotdot", p("/../a")), ("nul", p("/a\0b")), ("ctrl", p("/a\x01"))]:
         r.step(f"create {label}", c, OpCode.create, CreateRequest(path, b"", OPEN, 0))
         r.step(f"set {label}", c, OpCode.setData, SetDataRequest(path, b"", -1))
         r.step(f"delete {label}", c, OpCode.delete, DeleteRequest(path, -1))
         r.step(f"get {label}", c, OpCode.getData, GetDataRequest(path, False))
         r.step(f"exists {label}", c, OpCode.exists, ExistsRequest(path, False))
+    empty = c.call(OpCode.getData, GetDataRequest("", False))
+    root = c.call(OpCode.getData, GetDataRequest("/", False))
+    r.note("empty path reads the root", (empty.err, empty.body == root.body))
     r.step("delete root", c, OpCode.delete, DeleteRequest("/", -1))
     r.step("delete /zookeeper", c, OpCode.delete, DeleteRequest("/zookeeper", -1))
     r.step("delete /zookeeper/quota", c, OpCode.delete, DeleteRequest("/zookeeper/quota", -1))
@@ -426,7 +429,10 @@ def scenario_sessions(r: Recorder) -> None:
     r.note("old socket closed", a.is_closed_by_server(5.0))
     r.clients[0] = again
     r.step("eph still there", again, OpCode.exists, ExistsRequest(p("/mine"), False))
-    bad = WireClient(r.srv.host, r.srv.port, session_id=again.session_id, passwd=b"\1" * 16)
+    # A wrong password is refused.  (Apache also drops the session's current connection when
+    # it sees one; zkpy does not — docs/compatibility.md — so the victim is not used afterwards.)
+    victim = r.client()
+    bad = WireClient(r.srv.host, r.srv.port, session_id=victim.session_id, passwd=b"\1" * 16)
     try:
         bad.connect()
         r.note("bad password", "accepted")

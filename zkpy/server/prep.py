@@ -74,7 +74,7 @@ class ChangeRecord:
     owner: int = 0
     child_count: int = 0
     acl: list[ACL] | None = None
-    data: bytes = b""
+    data: bytes | None = None
 
     def copy(self, zxid: int) -> ChangeRecord:
         return ChangeRecord(zxid, self.path, self.exists, self.version, self.cversion, self.aversion,
@@ -249,7 +249,7 @@ class Preparer:
             new_version = _check_version(node.version, record.version, path)
             node = node.copy(zxid)
             node.version = new_version
-            node.data = record.data or b""
+            node.data = record.data
             self._add(node)
             return SetDataTxn(path, record.data, new_version)
         if op == OpCode.setACL:
@@ -336,7 +336,7 @@ class Preparer:
         parent.child_count += 1
         parent.cversion = new_cversion
         self._add(parent)
-        self._add(ChangeRecord(zxid, path, True, 0, 0, 0, owner, 0, acl, data or b""))
+        self._add(ChangeRecord(zxid, path, True, 0, 0, 0, owner, 0, acl, data))
         return txn
 
     def _prepare_multi(self, hdr: TxnHeader, body: bytes, auth_ids: Sequence[Id]) -> Prepared:

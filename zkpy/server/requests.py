@@ -116,7 +116,7 @@ class ReadHandler:
             self.auth.check(self.tree.acls.lookup(acl_id), perm, conn.auth_ids)
 
     def _node_for_read(self, conn: ClientConnection, path: str | None):
-        node = self.tree.get_node(path) if path else None
+        node = self.tree.get_node(path) if path is not None else None
         if node is None:
             raise errors.NoNodeError(path)
         self._check(conn, node.acl, PERM_READ)
@@ -130,6 +130,8 @@ class ReadHandler:
         if req.watch:
             self.watches.add_data_watch(req.path, conn)
         data = node.data
+        if data is None:
+            return b"\xff\xff\xff\xff" + node.wire_stat()
         return _INT.pack(len(data)) + data + node.wire_stat()
 
     def _exists(self, conn: ClientConnection, body: bytes) -> bytes:
@@ -160,7 +162,7 @@ class ReadHandler:
 
     def _get_acl(self, conn: ClientConnection, body: bytes) -> bytes:
         req, _ = GetACLRequest.decode_from(body, 0)
-        node = self.tree.get_node(req.path) if req.path else None
+        node = self.tree.get_node(req.path) if req.path is not None else None
         if node is None:
             raise errors.NoNodeError(req.path)
         acls = self.tree.acls.lookup(node.acl)
@@ -269,7 +271,8 @@ class ReadHandler:
                     node = self._node_for_read(conn, rec.path)  # type: ignore[attr-defined]
                     if rec.watch:  # type: ignore[attr-defined]
                         self.watches.add_data_watch(rec.path, conn)  # type: ignore[attr-defined]
-                    payload = _INT.pack(len(node.data)) + node.data + node.wire_stat()
+                    data = node.data
+                    payload = (_INT.pack(len(data)) + data if data is not None else b"\xff\xff\xff\xff") + node.wire_stat()
                     results.append((op, 0, _RawRecord(payload)))
                 else:
                     raise DecodeError("Invalid type of readOp")

@@ -247,7 +247,8 @@ class AuthRegistry:
             elif ident.scheme == "auth":
                 valid = False
                 for cid in auth_ids:
-                    if cid.scheme in self.schemes:  # every installed provider is "authenticated"
+                    # Only schemes that authenticate a user count (digest); ip does not.
+                    if cid.scheme in self.schemes and cid.scheme != "ip":
                         valid = True
                         out.append(ACL(a.perms, cid))
                 if not valid:

@@ -38,6 +38,7 @@ from zkpy.tree.node import (
     EPHEMERAL_TTL,
     PERSISTED,
     Node,
+    data_length,
     ephemeral_type,
     ttl_owner,
 )
@@ -140,7 +141,7 @@ class DataTree:
     # ------------------------------------------------------------------ reads
 
     def get_node(self, path: str) -> Node | None:
-        if path == "/":
+        if path == "/" or path == "":  # ZooKeeper keeps "" as an alias of the root
             return self.root
         node = self.root
         for name in path[1:].split("/"):
@@ -293,11 +294,11 @@ class DataTree:
         if parent_cversion > pcver:
             parent.stat = PERSISTED.pack(pczxid, pmzxid, pctime, pmtime, pver, parent_cversion, paver,
                                          powner, zxid)
-        node = Node(data if data is not None else b"", self.acls.intern(acl),
+        node = Node(data, self.acls.intern(acl),
                     PERSISTED.pack(zxid, zxid, time, time, 0, 0, 0, owner, zxid))
         ch[name] = node
         self.node_count += 1
-        self.approximate_data_size += len(path) + len(node.data)
+        self.approximate_data_size += len(path) + data_length(node.data)
         if owner:
             kind = ephemeral_type(owner, self.extended_types)
             if kind == EPHEMERAL_CONTAINER:
@@ -312,7 +313,7 @@ class DataTree:
             elif name == STAT_NODE:
                 self._recount_quota(parent_path[len(QUOTA_ROOT) :])
         if self.quota_paths:
-            self._update_quota(path, len(node.data), 1)
+            self._update_quota(path, data_length(node.data), 1)
         if self.listener is not None:
             self.listener.node_created(path)
         return node
@@ -329,7 +330,7 @@ class DataTree:
         if zxid > ppzxid:
             parent.stat = PERSISTED.pack(pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, zxid)
         self.node_count -= 1
-        self.approximate_data_size -= len(path) + len(node.data)
+        self.approximate_data_size -= len(path) + data_length(node.data)
         self.acls.remove_usage(node.acl)
         owner = PERSISTED.unpack(node.stat)[7]
         if owner:
@@ -347,7 +348,7 @@ class DataTree:
         if parent_path.startswith("/zookeeper") and name == LIMIT_NODE:
             self.quota_paths.discard(parent_path[len(QUOTA_ROOT) :])
         if self.quota_paths:
-            self._update_quota(path, -len(node.data), -1)
+            self._update_quota(path, -data_length(node.data), -1)
         if self.listener is not None:
             self.listener.node_deleted(path)
 
@@ -355,14 +356,14 @@ class DataTree:
         node = self.get_node(path)
         if node is None:
             raise errors.NoNodeError()
-        data = data if data is not None else b""
-        old_len = len(node.data)
+        old_len = data_length(node.data)
         czxid, _mzxid, ctime, _mtime, _ver, cver, aver, owner, pzxid = PERSISTED.unpack(node.stat)
         node.stat = PERSISTED.pack(czxid, zxid, ctime, time, version, cver, aver, owner, pzxid)
         node.data = data
-        self.approximate_data_size += len(data) - old_len
+        new_len = data_length(data)
+        self.approximate_data_size += new_len - old_len
         if self.quota_paths:
-            self._update_quota(path, len(data) - old_len, 0)
+            self._update_quota(path, new_len - old_len, 0)
         stat = node.wire_stat()
         if self.listener is not None:
             self.listener.data_changed(path)
@@ -431,7 +432,7 @@ class DataTree:
         stat_node = self.get_node(f"{QUOTA_ROOT}{prefix}/{STAT_NODE}")
         if stat_node is None:
             return
-        stats = _parse_stats(stat_node.data.decode("utf-8", "replace"))
+        stats = _parse_stats((stat_node.data or b"").decode("utf-8", "replace"))
         stats["count"] = stats.get("count", 0) + count_diff
         stats["bytes"] = stats.get("bytes", 0) + bytes_diff
         stat_node.data = _format_stats(stats).encode()
@@ -444,7 +445,7 @@ class DataTree:
             while stack:
                 n = stack.pop()
                 count += 1
-                nbytes += len(n.data)
+                nbytes += data_length(n.data)
                 if n.children:
                     stack.extend(n.children.values())
         stat_node = self.get_node(f"{QUOTA_ROOT}{prefix}/{STAT_NODE}")
@@ -466,7 +467,6 @@ class DataTree:
         """Add a node read from a snapshot (parents come before children)."""
         packed = PERSISTED.pack(stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version, stat.cversion,
                                 stat.aversion, stat.ephemeralOwner, stat.pzxid)
-        data = data if data is not None else b""
         if path in ("", "/"):
             self.root.data, self.root.acl, self.root.stat = data, acl_id, packed
             self.acls.add_usage(acl_id)
@@ -487,7 +487,7 @@ class DataTree:
         parent.children[path[i + 1 :]] = node
         self.acls.add_usage(acl_id)
         self.node_count += 1
-        self.approximate_data_size += len(path) + len(data)
+        self.approximate_data_size += len(path) + data_length(data)
         owner = stat.ephemeralOwner
         if owner:
             kind = ephemeral_type(owner, self.extended_types)

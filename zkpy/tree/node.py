@@ -55,10 +55,16 @@ def client_owner(owner: int) -> int:
     return owner
 
 
+def data_length(data: bytes | None) -> int:
+    return len(data) if data is not None else 0
+
+
 class Node:
+    """``data`` is None when a client created or set null data: ZooKeeper returns it as null."""
+
     __slots__ = ("acl", "children", "data", "stat")
 
-    def __init__(self, data: bytes, acl: int, stat: bytes = _EMPTY_STAT) -> None:
+    def __init__(self, data: bytes | None, acl: int, stat: bytes = _EMPTY_STAT) -> None:
         self.data = data
         self.acl = acl
         self.stat = stat
@@ -91,8 +97,9 @@ class Node:
         cv = cversion * 2 - n
         if not -0x80000000 <= cv <= 0x7FFFFFFF:
             cv = wrap_int32(cv)
+        data = self.data
         return WIRE_STAT.pack(czxid, mzxid, ctime, mtime, version, cv, aversion, owner,
-                              len(self.data), n, pzxid)
+                              len(data) if data is not None else 0, n, pzxid)
 
     def client_stat(self) -> Stat:
         return Stat.from_bytes(self.wire_stat())
