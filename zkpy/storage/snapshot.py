@@ -391,6 +391,7 @@ class SnapshotReader:
         self.digest: SnapshotDigest | None = None
         self.node_count = 0
         self.complete = False
+        self._gen: Iterator[Node] | None = None
         try:
             self._in = _Input(self.path)
         except (OSError, EOFError, SnappyError) as e:
@@ -450,7 +451,16 @@ class SnapshotReader:
         return acls
 
     def iter_nodes(self) -> Iterator[Node]:
-        """Yield every node (root as "/"), then verify the seals and read the digest."""
+        """Yield every node (root as "/"), then verify the seals and read the digest.
+
+        There is one pass per reader: calling this again continues where the
+        previous iterator stopped.
+        """
+        if self._gen is None:
+            self._gen = self._iter_nodes()
+        return self._gen
+
+    def _iter_nodes(self) -> Iterator[Node]:
         try:
             yield from self._nodes()
             self._tail()

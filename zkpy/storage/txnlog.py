@@ -342,17 +342,15 @@ class LogFileReader:
                 if mm[stop] != EOR:
                     self.end = LogEnd(path, pos, "torn", "Last transaction was partial")
                     return
-                payload = mv[start:stop]
-                if zlib.adler32(payload) != crc:
-                    if self.verify_crc:
-                        raise CorruptLogError(path, pos, "CRC check failed")
-                    self.crc_errors.append(pos)
-                try:
-                    entry = decode_txn(payload)
-                except TxnDecodeError as e:
-                    raise CorruptLogError(path, pos, str(e)) from None
-                finally:
-                    payload.release()
+                with mv[start:stop] as payload:
+                    if zlib.adler32(payload) != crc:
+                        if self.verify_crc:
+                            raise CorruptLogError(path, pos, "CRC check failed")
+                        self.crc_errors.append(pos)
+                    try:
+                        entry = decode_txn(payload)
+                    except TxnDecodeError as e:
+                        raise CorruptLogError(path, pos, str(e)) from None
                 yield pos, entry
                 pos = stop + 1
         finally:
