@@ -272,7 +272,8 @@ class ReadHandler:
                     if rec.watch:  # type: ignore[attr-defined]
                         self.watches.add_data_watch(rec.path, conn)  # type: ignore[attr-defined]
                     data = node.data
-                    payload = (_INT.pack(len(data)) + data if data is not None else b"\xff\xff\xff\xff") + node.wire_stat()
+                    head = _INT.pack(len(data)) + data if data is not None else b"\xff\xff\xff\xff"
+                    payload = head + node.wire_stat()
                     results.append((op, 0, _RawRecord(payload)))
                 else:
                     raise DecodeError("Invalid type of readOp")
