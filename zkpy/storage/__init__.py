@@ -6,13 +6,13 @@ Synchronous file I/O, meant to run on a worker thread.  Modules:
 - ``txnlog``: ``TxnLogWriter`` (group commit), ``TxnLogIterator`` / ``LogFileReader``, ``truncate_log``
 - ``snapshot``: ``SnapshotWriter`` (streaming, atomic rename), ``SnapshotReader`` / ``read_snapshot``
 - ``recovery``: ``recover`` = newest valid snapshot + the log after it, with a report
-- ``purge``: ``purge`` / ``autopurge`` / ``main`` (PurgeTxnLog, zkCleanup.sh)
+- ``purge``: ``purge`` / ``autopurge`` / ``main`` (PurgeTxnLog, zkCleanup.sh); not re-exported
+  here, so ``zkpy.storage.purge`` stays the module
 - ``inspect``: ``main`` printing snapshots and logs like SnapshotFormatter / TxnLogToolkit
 """
 
 from zkpy.storage.errors import CorruptLogError, CorruptSnapshotError, StorageError, UnrecoverableError
 from zkpy.storage.files import DataDirs, open_data_dirs
-from zkpy.storage.purge import autopurge, purge
 from zkpy.storage.recovery import Recovery, RecoveryReport, recover
 from zkpy.storage.snapshot import (
     Node,
@@ -44,14 +44,12 @@ __all__ = [
     "TxnLogIterator",
     "TxnLogWriter",
     "UnrecoverableError",
-    "autopurge",
     "decode_multi",
     "decode_txn",
     "encode_multi",
     "encode_txn",
     "last_logged_zxid",
     "open_data_dirs",
-    "purge",
     "read_snapshot",
     "recover",
     "truncate_log",
