@@ -9,6 +9,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from zkpy.proto.records import ACL, FileHeader, Id, StatPersisted
 from zkpy.storage.errors import CorruptSnapshotError
@@ -220,3 +222,36 @@ def test_large_tree_streams_with_bounded_buffers(tmp_path: Path) -> None:
     p = write_snapshot(tmp_path, 1, {}, {}, nodes, compression="gz")
     r = SnapshotReader(p)
     assert sum(1 for _ in r.iter_nodes()) == len(nodes) and r.complete
+
+
+_stat_st = st.builds(StatPersisted, *([st.integers(-(2 ** 63), 2 ** 63 - 1)] * 4),
+                     *([st.integers(-(2 ** 31), 2 ** 31 - 1)] * 3), st.integers(-(2 ** 63), 2 ** 63 - 1),
+                     st.integers(-(2 ** 63), 2 ** 63 - 1))
+
+
+@st.composite
+def _trees(draw):
+    names = draw(st.lists(st.text(alphabet=st.characters(blacklist_characters="/\x00"), min_size=1, max_size=8),
+                          max_size=30, unique=True))
+    nodes = [("/", draw(st.one_of(st.none(), st.binary(max_size=20))), -1, draw(_stat_st))]
+    paths = ["/"]
+    for name in names:
+        parent = draw(st.sampled_from(paths))
+        path = (parent if parent != "/" else "") + "/" + name
+        paths.append(path)
+    # pre-order: sorting by path components keeps every parent before its children
+    for path in sorted(paths[1:], key=lambda p: p.split("/")):
+        nodes.append((path, draw(st.one_of(st.none(), st.binary(max_size=50))),
+                      draw(st.sampled_from([-1, 1, 2])), draw(_stat_st)))
+    return nodes
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(nodes=_trees(), sessions=st.dictionaries(st.integers(-(2 ** 63), 2 ** 63 - 1),
+                                                 st.integers(0, 2 ** 31 - 1), max_size=5),
+       gz=st.booleans())
+def test_property_any_tree_round_trips(tmp_path_factory, nodes, sessions, gz: bool) -> None:
+    d = tmp_path_factory.mktemp("snap")
+    p = write_snapshot(d, 0x42, sessions, ACLS, nodes, compression="gz" if gz else "", fsync=False)
+    s = read_snapshot(p)
+    assert (s.sessions, s.acls, s.nodes) == (sessions, ACLS, nodes)
