@@ -227,7 +227,7 @@ class Connection(asyncio.Protocol):
         owner = self._owner
         pending = self.pending
         unpack = _REPLY_HEAD.unpack_from
-        had_full_window = len(pending) >= self.window
+        replies = 0
         for body in frames:
             if self.closed:
                 return
@@ -254,6 +254,7 @@ class Connection(asyncio.Protocol):
                 self.abort(f"Nothing in the queue, but got {xid}")
                 return
             entry = pending.popleft()
+            replies += 1
             if entry.xid != xid:
                 pending.appendleft(entry)
                 self.abort(f"Xid out of order. Got Xid {xid} with err {err} expected Xid {entry.xid}")
@@ -269,7 +270,7 @@ class Connection(asyncio.Protocol):
             else:
                 if fut is not None and not fut.done():
                     fut.set_result(result)
-        if had_full_window and len(pending) < self.window and owner is not None:
+        if replies and owner is not None:
             owner.on_window_open()
 
     # ------------------------------------------------------------ liveness

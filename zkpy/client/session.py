@@ -11,6 +11,7 @@ live :class:`Connection` and await a future.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -114,6 +115,7 @@ class Session:
         self._auth: list[tuple[str, bytes | None]] = []
         self._auth_waiters: deque[asyncio.Future[None] | None] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._reserved = 0  # window slots granted to woken waiters that have not sent yet
         self._listeners: list[StateListener] = []
         self._task: asyncio.Task[None] | None = None
         self._conn_done: asyncio.Future[None] | None = None
@@ -214,39 +216,56 @@ class Session:
         """True when a request can be written now without exceeding the in-flight window."""
         conn = self.conn
         return (conn is not None and not self._waiters and self.state.is_connected
-                and len(conn.pending) < self.max_in_flight)
+                and len(conn.pending) + self._reserved < self.max_in_flight)
 
     async def wait_ready(self) -> Connection:
-        """Wait for a connection with room in the window; the caller must send at once."""
+        """Wait, in arrival order, for a connection with room; the caller must send at once.
+
+        A waiter is woken with a slot of the window reserved for it, so waking never
+        overshoots the window and nobody overtakes an earlier waiter.
+        """
         loop = asyncio.get_running_loop()
+        front = False
         while True:
             self._check_alive()
             if self.state is ClientState.LOST:
                 raise _lost_error()
-            conn = self.conn
-            if conn is not None and self.state.is_connected and len(conn.pending) < self.max_in_flight:
-                if self._waiters:
-                    # Let the next waiter try after this one has sent.
-                    loop.call_soon(self._wake)
-                return conn
             fut = loop.create_future()
-            self._waiters.append(fut)
+            if front:
+                self._waiters.appendleft(fut)
+            else:
+                self._waiters.append(fut)
+            self._wake()
             try:
                 await fut
-            finally:
-                if not fut.done() or fut.cancelled():
-                    try:
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    self._reserved -= 1  # granted, but the caller gave up: pass the slot on
+                    self._wake()
+                else:
+                    with contextlib.suppress(ValueError):
                         self._waiters.remove(fut)
-                    except ValueError:
-                        pass
+                raise
+            self._reserved -= 1
+            conn = self.conn
+            if conn is not None and self.state.is_connected:
+                return conn
+            front = True  # the connection went while we were being woken: keep our place
 
     def _wake(self) -> None:
-        """Let the first waiter re-check; it passes the baton on when it gets through."""
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
+        """Grant free window slots to the waiters at the head of the queue."""
+        conn = self.conn
+        if conn is None or not self.state.is_connected:
+            return
+        room = self.max_in_flight - len(conn.pending) - self._reserved
+        waiters = self._waiters
+        while room > 0 and waiters:
+            fut = waiters.popleft()
+            if fut.done():
+                continue
+            fut.set_result(None)
+            self._reserved += 1
+            room -= 1
 
     def _fail_waiters(self, exc_factory: Callable[[], BaseException]) -> None:
         waiters = self._waiters
