@@ -18,6 +18,28 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def zkpy_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A standalone zkpy server process (``python -m zkpy server zoo.cfg``), 4lw all enabled."""
+    srv = make_server("zkpy", tmp_path / "zkpy", extra_cfg={"extendedTypesEnabled": "true"})
+    srv.start(timeout_s=60)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_zkpy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One zkpy server for a whole test module (tests must use distinct paths)."""
+    srv = make_server("zkpy", tmp_path_factory.mktemp("zkpy"), extra_cfg={"extendedTypesEnabled": "true"})
+    srv.start(timeout_s=60)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
 def apache_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A standalone Apache ZooKeeper 3.8 server (Debian's), 4lw all enabled."""
     if not apache_available():

@@ -676,18 +676,24 @@ def test_keys_zookeeper_reads_are_not_warned_about(tmp_path):
     assert cfg.warnings == []
 
 
-def test_jute_maxbuffer_in_zoo_cfg_has_no_effect_as_in_zookeeper(tmp_path):
-    # Verified on Apache ZooKeeper 3.8.0: it becomes zookeeper.jute.maxbuffer, which nothing reads.
+def test_jute_maxbuffer_in_zoo_cfg_is_honoured_with_a_warning(tmp_path):
+    # Apache ZooKeeper 3.8.0 turns it into zookeeper.jute.maxbuffer, which nothing reads; zkpy
+    # honours it on purpose and warns that Apache would not.
     cfg = load(tmp_path, "jute.maxbuffer=1000\n")
-    assert cfg.jute_max_buffer == 0xFFFFF
+    assert cfg.jute_max_buffer == 1000
     assert cfg.system_properties["zookeeper.jute.maxbuffer"] == "1000"
     assert any("-Djute.maxbuffer" in w and "SERVER_JVMFLAGS" in w for w in cfg.warnings)
 
 
-def test_readonlymode_in_zoo_cfg_has_no_effect_as_in_zookeeper(tmp_path):
+def test_readonlymode_in_zoo_cfg_is_honoured_with_a_warning(tmp_path):
     cfg = load(tmp_path, "readonlymode.enabled=true\n")
-    assert not cfg.read_only_mode_enabled and "isro" not in cfg.four_letter_words
+    assert cfg.read_only_mode_enabled and "isro" in cfg.four_letter_words
     assert any("-Dreadonlymode.enabled" in w for w in cfg.warnings)
+
+
+def test_container_check_interval_in_zoo_cfg_is_honoured(tmp_path):
+    cfg = load(tmp_path, "znode.container.checkIntervalMs=100\n")
+    assert cfg.container_check_interval_ms == 100
 
 
 def test_zookeeper_prefix_in_zoo_cfg_is_doubled_and_explained(tmp_path):

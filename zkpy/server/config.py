@@ -25,9 +25,10 @@ Consequences, checked against a running Apache ZooKeeper 3.8.0:
 * zoo.cfg ``4lw.commands.whitelist`` beats ``-Dzookeeper.4lw.commands.whitelist``.
 * Properties ZooKeeper reads without the ``zookeeper.`` prefix (``jute.maxbuffer``,
   ``readonlymode.enabled``, ``znode.container.*``, ``follower.nodelay``, ...) can only be set with
-  ``-D``: ``jute.maxbuffer=1000`` in zoo.cfg becomes ``zookeeper.jute.maxbuffer``, which nothing
-  reads, and ZooKeeper keeps its 1 MiB limit. We do the same, so one file means the same to both
-  servers, and we say so in a warning.
+  ``-D`` on Apache ZooKeeper: ``jute.maxbuffer=1000`` in zoo.cfg becomes
+  ``zookeeper.jute.maxbuffer``, which nothing reads, and it keeps its 1 MiB limit.  zkpy honours
+  such a key from zoo.cfg as well (a deliberate difference, so that one file configures a server
+  completely) and says in a warning that Apache would ignore it.
 * A key ZooKeeper does not know is silently kept as a system property; we keep it and warn.
 
 Values are parsed as ZooKeeper parses each one (``Integer.parseInt`` for QuorumPeerConfig keys,
@@ -1026,7 +1027,14 @@ class _Loader:
                 # QuorumPeerConfig's catch-all: System.setProperty("zookeeper." + key, value).
                 name = _SYS_PREFIX + key
                 self.props[name] = setting
-                if not is_known_property(name):
+                if key in _PROPERTIES and not key.startswith(_SYS_PREFIX) and not is_known_property(name):
+                    # A property ZooKeeper reads only as -Dkey (jute.maxbuffer, znode.container.*,
+                    # readonlymode.enabled, ...): zkpy honours it from zoo.cfg too, on purpose.
+                    self.props[key] = setting
+                    self.warn(setting.where(
+                        f"honoured by zkpy; Apache ZooKeeper 3.8 reads {key} only as a JVM flag "
+                        f"(-D{key}=... in SERVER_JVMFLAGS) and ignores it in zoo.cfg"))
+                elif not is_known_property(name):
                     self.warn(setting.where(
                         f"unknown key; ZooKeeper 3.8 keeps it as system property {name}, which nothing "
                         f"reads{self._hint_for_key(key)}"))

@@ -98,8 +98,7 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment] - uvloop's transports are not asyncio subclasses
         peer = transport.get_extra_info("peername") or ("", 0)
         self.remote = (peer[0], peer[1])
         self.auth_ids = [Id("ip", peer[0])]
