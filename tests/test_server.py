@@ -258,7 +258,7 @@ def closed_by_peer(s: socket.socket, timeout_s: float = 12.0) -> bool:
                 return True
     except ConnectionResetError:
         return True
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
 
 
