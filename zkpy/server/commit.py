@@ -53,6 +53,7 @@ class CommitPipeline:
         self._memory = isinstance(durability, MemoryOnly)
         self._scheduled = False
         self.failed: BaseException | None = None
+        self.on_failure: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._batch)
@@ -84,10 +85,12 @@ class CommitPipeline:
                 for item in batch:
                     self.on_commit(item)
                 self.on_batch_done()
-        except BaseException as e:  # a failed fsync must not be acknowledged, ever
+        except Exception as e:  # a failed fsync must not be acknowledged, ever
             self.failed = e
+            self._batch.clear()
             log.critical("transaction log failure, no further writes are acknowledged: %s", e)
-            raise
+            if self.on_failure is not None:
+                self.on_failure()
         finally:
             self._task = None
 

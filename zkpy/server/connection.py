@@ -44,6 +44,17 @@ WRITE_OPS = frozenset({
 })
 
 NEW, HANDSHAKE_WAIT, ESTABLISHED, CLOSING, CLOSED = range(5)
+# FinalRequestProcessor's lastOp names, shown by `cons`.
+_OP_NAMES = {
+    OpCode.ping: "PING", OpCode.createSession: "SESS", OpCode.multi: "MULT", OpCode.multiRead: "MLTR",
+    OpCode.create: "CREA", OpCode.create2: "CREA", OpCode.createTTL: "CREA", OpCode.createContainer: "CREA",
+    OpCode.delete: "DELE", OpCode.deleteContainer: "DELE", OpCode.setData: "SETD", OpCode.reconfig: "RECO",
+    OpCode.setACL: "SETA", OpCode.closeSession: "CLOS", OpCode.sync: "SYNC", OpCode.check: "CHEC",
+    OpCode.exists: "EXIS", OpCode.getData: "GETD", OpCode.setWatches: "SETW", OpCode.setWatches2: "STW2",
+    OpCode.addWatch: "ADDW", OpCode.getACL: "GETA", OpCode.getChildren: "GETC", OpCode.getChildren2: "GETC",
+    OpCode.getAllChildrenNumber: "GETACN", OpCode.checkWatches: "CHKW", OpCode.removeWatches: "REMW",
+    OpCode.whoAmI: "HOMI", OpCode.getEphemerals: "GETE",
+}
 # How long a connection may dawdle before completing its handshake (zookeeper.nio.sessionlessCnxnTimeout).
 SESSIONLESS_TIMEOUT_S = 10.0
 
@@ -51,9 +62,10 @@ SESSIONLESS_TIMEOUT_S = 10.0
 class Pending:
     """A request waiting for its turn: a read (``prepared`` None) or a write in the commit pipeline."""
 
-    __slots__ = ("body", "done", "op", "prepared", "response", "xid")
+    __slots__ = ("body", "done", "op", "prepared", "response", "started", "xid")
 
     def __init__(self, xid: int, op: int, body: bytes, prepared: object | None = None) -> None:
+        self.started = time.monotonic()
         self.xid = xid
         self.op = op
         self.body = body
@@ -120,8 +132,8 @@ class ClientConnection(asyncio.Protocol):
                 return
             cmd = self.server.four_letter_word(length)
             if cmd is not None:
-                reader.take_rest()
-                self.server.run_four_letter_word(self, cmd)
+                rest = reader.take_rest()[4:]
+                self.server.run_four_letter_word(self, cmd, rest)
                 return
             self.state = HANDSHAKE_WAIT
             data = b""
@@ -248,7 +260,7 @@ class ClientConnection(asyncio.Protocol):
             head = queue[0]
             if head.prepared is None:
                 queue.popleft()
-                server.process_read(self, head.xid, head.op, head.body)
+                server.process_read(self, head.xid, head.op, head.body, head.started)
             elif head.done:
                 queue.popleft()
                 assert head.response is not None
@@ -321,9 +333,13 @@ class ClientConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ stats
 
-    def record_latency(self, started: float, cxid: int, zxid: int, op: str) -> None:
-        ms = int((time.monotonic() - started) * 1000)
-        self.last_cxid, self.last_zxid, self.last_op, self.last_latency_ms = cxid, zxid, op, ms
+    def record_op(self, cxid: int, zxid: int, op: int, ms: int) -> None:
+        """Last operation and latency figures for ``cons`` (ServerCnxn.updateStatsForResponse)."""
+        if cxid >= 0:
+            self.last_cxid = cxid
+        self.last_zxid = zxid
+        self.last_op = _OP_NAMES.get(op, "NA")
+        self.last_latency_ms = ms
         if self.latency_count == 0 or ms < self.min_latency_ms:
             self.min_latency_ms = ms
         if ms > self.max_latency_ms:

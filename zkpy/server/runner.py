@@ -13,10 +13,7 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
-
-from zkpy.server.commit import Durability
 
 log = logging.getLogger("zkpy.server")
 
@@ -44,31 +41,23 @@ def install_event_loop_policy() -> None:
 
 async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
     from zkpy.server.fourlw import FourLetterWords
-
+    from zkpy.server.persistence import open_storage
     from zkpy.server.server import ZooKeeperServer
 
-    storage = None
-    durability: Durability | None = None
-    try:
-        from zkpy.server.persistence import open_storage
-    except ImportError:
-        open_storage = None  # type: ignore[assignment]
-    if open_storage is not None and getattr(config, "data_dir", None) is not None:
-        storage = open_storage(config)
-        durability = storage.durability
-    server = ZooKeeperServer(config, durability=durability)
+    storage = open_storage(config)
+    server = ZooKeeperServer(config, durability=storage.durability)
     server.four_letter_words = FourLetterWords(config)
-    if storage is not None:
-        storage.load_into(server)
+    storage.load_into(server)
     stop = stop or asyncio.Event()
+    # A failed log write must never be acknowledged: stop serving (ZooKeeper exits too).
+    server.pipeline.on_failure = stop.set
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     host = config.client_port_address or "0.0.0.0"
     await server.start(host, config.client_port)
-    if storage is not None:
-        storage.start_background(server)
+    storage.start_background(server)
     log.info("zkpy serving on %s:%d (data %s, last zxid 0x%x)", host, server.bound_port,
              getattr(config, "data_dir", None), server.last_zxid)
     if ready is not None:
@@ -76,14 +65,21 @@ async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.E
     await stop.wait()
     log.info("shutting down")
     await server.stop()
-    if storage is not None:
-        await storage.close()
+    await storage.close()
+    if server.pipeline.failed is not None:
+        log.critical("stopped after a transaction log failure: %s", server.pipeline.failed)
+        return 1
     log.info("stopped")
     return 0
 
 
 def run(config: Any) -> int:
+    from zkpy.storage.errors import StorageError
+
     install_event_loop_policy()
-    if getattr(config, "data_dir", None) is not None:
-        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config))
+    except StorageError as e:
+        log.critical("cannot recover the data directory, refusing to start: %s", e)
+        print(f"zkpy: cannot recover the data directory, refusing to start: {e}", file=sys.stderr)
+        return 3

@@ -78,7 +78,10 @@ class ZooKeeperServer:
         self.auth = AuthRegistry(super_digest=config.super_digest, skip_acl=bool(getattr(config, "skip_acl", False)))
         self.preparer = Preparer(self.db.tree, self.auth, self._next_zxid, self._check_session,
                                  bool(config.extended_types_enabled))
-        self.pipeline = CommitPipeline(self.durability, self._on_commit, self._flush_dirty)
+        self.pipeline = CommitPipeline(self.durability, self._on_commit, self._on_batch_done)
+        self._batch_txns = 0
+        # Called with the number of txns after every committed batch (snapshot scheduling).
+        self.after_batch: Callable[[int], None] | None = None
         self.reads = ReadHandler(self)
         self.stats = ServerStats()
         self.max_frame_bytes = int(config.jute_max_buffer)
@@ -103,6 +106,15 @@ class ZooKeeperServer:
     @property
     def last_zxid(self) -> int:
         return self.db.tree.last_processed_zxid
+
+    def attach_database(self, db: Database) -> None:
+        """Serve ``db`` (recovered from disk) instead of the empty one; before :meth:`start`."""
+        assert not self.running
+        self.db = db
+        db.tree.listener = self.watches
+        self.preparer.tree = db.tree
+        self.reads = ReadHandler(self)
+        self._zxid = max(self._zxid, db.last_zxid)
 
     def _next_zxid(self) -> int:
         self._zxid += 1
@@ -199,8 +211,8 @@ class ZooKeeperServer:
             return None
         return self.four_letter_words.command_for(length)
 
-    def run_four_letter_word(self, conn: ClientConnection, cmd: str) -> None:
-        text = self.four_letter_words.run(self, cmd)
+    def run_four_letter_word(self, conn: ClientConnection, cmd: str, payload: bytes = b"") -> None:
+        text = self.four_letter_words.run(self, cmd, conn=conn, payload=payload)
         conn.send(text.encode("utf-8"))
         conn.close_after_flush()
 
@@ -270,12 +282,18 @@ class ZooKeeperServer:
 
     # ------------------------------------------------------------------ requests
 
-    def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
+    def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes,
+                     started: float | None = None) -> None:
         if conn.session_id:
             self.sessions.touch(conn.session_id, _now_ms())
         self.reads.execute(conn, xid, op, body)
-        self.stats.packets_received += 1
-        self.stats.packets_sent += 1
+        stats = self.stats
+        stats.packets_received += 1
+        stats.packets_sent += 1
+        # A read is answered on arrival unless it waited behind its session's writes.
+        ms = int((time.monotonic() - started) * 1000) if started is not None else 0
+        stats.record_latency(ms)
+        conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
 
     def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
         self.sessions.touch(conn.session_id, _now_ms())
@@ -324,9 +342,16 @@ class ZooKeeperServer:
 
     # ------------------------------------------------------------------ commit
 
+    def _on_batch_done(self) -> None:
+        n, self._batch_txns = self._batch_txns, 0
+        self._flush_dirty()
+        if self.after_batch is not None and n:
+            self.after_batch(n)
+
     def _on_commit(self, item: object) -> None:
         assert isinstance(item, InFlight)
         self._in_flight -= 1
+        self._batch_txns += 1
         prepared = item.prepared
         hdr = prepared.hdr
         rc = self.db.apply(hdr, prepared.txn)
@@ -346,6 +371,7 @@ class ZooKeeperServer:
         ms = int((time.monotonic() - item.started) * 1000)
         self.stats.record_latency(ms)
         self.stats.packets_sent += 1
+        conn.record_op(pending.xid, zxid, pending.op, ms)
         conn.complete(pending, reply)
         if pending.op == OpCode.closeSession:
             conn.close_after_flush()

@@ -212,6 +212,19 @@ class SnapshotWriter:
         self.node_count += count
         return max_nodes is None or count < max_nodes
 
+    def write_encoded_nodes(self, chunk: bytes | bytearray | memoryview, count: int, *,
+                            starts_with_root: bool = False) -> None:
+        """Append ``count`` nodes already encoded as the file holds them (ustring path, buffer
+        data, long acl, StatPersisted), e.g. spooled while the tree kept changing."""
+        if self._stage != 2:
+            raise RuntimeError("write_encoded_nodes must follow write_acls")
+        if self.node_count == 0 and count and not starts_with_root:
+            raise ValueError("the first node of a snapshot must be the root")
+        self._drain()
+        self._crc = zlib.adler32(chunk, self._crc)
+        self._out.write(chunk)
+        self.node_count += count
+
     def _seal(self) -> None:
         self._drain()
         seal = _LONG.pack(self._crc) + _SEAL_TAIL

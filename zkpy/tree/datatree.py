@@ -342,9 +342,8 @@ class DataTree:
             elif kind == EPHEMERAL_NORMAL:
                 paths = self.ephemerals.get(owner)
                 if paths is not None:
+                    # The (possibly empty) set stays until the session closes, as in ZooKeeper.
                     paths.discard(path)
-                    if not paths:
-                        del self.ephemerals[owner]
         if parent_path.startswith("/zookeeper") and name == LIMIT_NODE:
             self.quota_paths.discard(parent_path[len(QUOTA_ROOT) :])
         if self.quota_paths:

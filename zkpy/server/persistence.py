@@ -1,0 +1,359 @@
+"""Durability for the standalone server: the transaction log, snapshots, recovery and retention.
+
+- **Group commit.**  :class:`TxnLogDurability` is the commit pipeline's backend:
+  txns prepared during an event-loop turn are handed as one batch to a single
+  worker thread that appends them and issues one write and one fdatasync; only
+  then are they applied and acknowledged (DESIGN invariant 3).
+- **Snapshots** every ``snapCount/2 + random(snapCount/2)`` txns (or when the
+  log passes half the size limit plus a random part), as ZooKeeper randomizes
+  them so that ensemble members do not snapshot at once.  The log is rolled at
+  that point; the snapshot is *fuzzy*: it is named after the last applied zxid
+  and the tree is serialized in slices between client requests, so no client
+  waits for more than one slice.  Recovery replays the log from the snapshot's
+  zxid, which converges because every txn carries absolute values.
+  The nodes are spooled to a temporary file first, so that the ACL section,
+  which precedes the nodes on disk, lists exactly the ACL ids of the nodes as
+  they were written (an ACL interned mid-snapshot would otherwise be missing).
+- **Recovery** at start-up: newest valid snapshot, then the log after it
+  (``zkpy.storage.recovery``), before the client port opens.
+- **Retention**: ``autopurge.snapRetainCount`` / ``autopurge.purgeInterval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zkpy.proto.jute import Record
+from zkpy.proto.records import TxnHeader
+from zkpy.server.database import Database
+from zkpy.storage import purge as purging
+from zkpy.storage.errors import StorageError
+from zkpy.storage.files import open_data_dirs
+from zkpy.storage.recovery import recover
+from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
+from zkpy.storage.txnlog import TxnLogWriter
+from zkpy.tree.acl import OPEN_ACL_UNSAFE_ID
+from zkpy.tree.datatree import DataTree
+from zkpy.tree.node import Node
+
+if TYPE_CHECKING:
+    from zkpy.server.server import ZooKeeperServer
+
+log = logging.getLogger(__name__)
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_NULL = b"\xff\xff\xff\xff"
+_SPOOL_CHUNK_BYTES = 1 << 20
+# Nodes serialized per event-loop turn while a snapshot runs: bounds the pause a client can see.
+NODES_PER_SLICE = 2000
+
+
+@dataclass(slots=True)
+class LogStats:
+    """Figures for mntr / metrics: fsync times and how much the log has seen."""
+
+    fsync_count: int = 0
+    fsync_total_ms: float = 0.0
+    fsync_max_ms: float = 0.0
+    fsync_threshold_exceeded: int = 0
+    batches: int = 0
+    txns: int = 0
+    last_snapshot_zxid: int = -1
+    last_snapshot_ms: float = 0.0
+    last_snapshot_path: str = ""
+    snapshots_taken: int = 0
+    recent_batch_sizes: list[int] = field(default_factory=list)
+
+
+class TxnLogDurability:
+    """The commit pipeline's Durability: one write + one fsync per batch, off the event loop."""
+
+    def __init__(self, writer: TxnLogWriter, fsync_warning_ms: int) -> None:
+        self.writer = writer
+        self.stats = LogStats()
+        self.fsync_warning_ms = fsync_warning_ms
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-txnlog")
+        self._pending: list[tuple[TxnHeader, Record | None]] = []
+        self._roll_next = False
+        self.bytes_since_roll = 0
+
+    def append(self, hdr: TxnHeader, txn: Record | None) -> None:
+        self._pending.append((hdr, txn))
+
+    def request_roll(self) -> None:
+        """Start a new log file before the next batch (taken with a snapshot)."""
+        self._roll_next = True
+
+    async def sync(self) -> None:
+        batch, self._pending = self._pending, []
+        roll, self._roll_next = self._roll_next, False
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, roll)
+
+    def _write(self, batch: list[tuple[TxnHeader, Record | None]], roll: bool) -> None:
+        writer = self.writer
+        if roll:
+            writer.roll()
+            self.bytes_since_roll = 0
+        for hdr, txn in batch:
+            writer.append(hdr, txn)
+        started = time.monotonic()
+        writer.flush(sync=True)
+        ms = (time.monotonic() - started) * 1000
+        st = self.stats
+        st.fsync_count += 1
+        st.fsync_total_ms += ms
+        st.fsync_max_ms = max(st.fsync_max_ms, ms)
+        st.batches += 1
+        st.txns += len(batch)
+        if ms > self.fsync_warning_ms:
+            st.fsync_threshold_exceeded += 1
+            log.warning("fsync-ing the write ahead log took %.0fms which will adversely effect operation "
+                        "latency.", ms)
+
+    def close(self) -> None:
+        try:
+            self._executor.submit(self.writer.close).result(timeout=30)
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def encode_node_into(buf: bytearray, path: str, node: Node) -> None:
+    """One node as a snapshot holds it: ustring path ("" for the root), buffer data, long acl, stat."""
+    pb = b"" if path == "/" else path.encode("utf-8")
+    buf += _INT.pack(len(pb))
+    buf += pb
+    data = node.data
+    if data is None:
+        buf += _NULL
+    else:
+        buf += _INT.pack(len(data))
+        buf += data
+    buf += _LONG.pack(node.acl)
+    buf += node.stat  # packed StatPersisted, the layout the file uses
+
+
+class Snapshotter:
+    """Takes fuzzy snapshots of a live database without stalling the event loop."""
+
+    def __init__(self, db: Database, snap_dir: Path, spool_dir: Path, executor: ThreadPoolExecutor,
+                 stats: LogStats, compression: str = "") -> None:
+        self.db = db
+        self.snap_dir = snap_dir
+        self.spool_dir = spool_dir
+        self.executor = executor
+        self.stats = stats
+        self.compression = compression if compression in ("", "gz") else ""
+        self.task: asyncio.Task[Path | None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def start(self) -> asyncio.Task[Path | None] | None:
+        if self.running:
+            return None
+        self.task = asyncio.get_running_loop().create_task(self.take())
+        return self.task
+
+    async def take(self) -> Path | None:
+        loop = asyncio.get_running_loop()
+        tree = self.db.tree
+        zxid = tree.last_processed_zxid
+        sessions = dict(self.db.sessions)
+        started = time.monotonic()
+        fd, spool_name = tempfile.mkstemp(prefix=".nodes.", suffix=".spool", dir=self.spool_dir)
+        spool = os.fdopen(fd, "wb")
+        acl_map: dict[int, list[Any]] = {}
+        count = 0
+        try:
+            buf = bytearray()
+            it = tree.iter_nodes()
+            done = False
+            while not done:
+                # One slice on the loop thread (the tree is not thread-safe), then yield.
+                for _ in range(NODES_PER_SLICE):
+                    try:
+                        path, node = next(it)
+                    except StopIteration:
+                        done = True
+                        break
+                    encode_node_into(buf, path, node)
+                    aid = node.acl
+                    if aid != OPEN_ACL_UNSAFE_ID and aid not in acl_map:
+                        acl_map[aid] = list(tree.acls.lookup(aid))
+                    count += 1
+                if len(buf) >= _SPOOL_CHUNK_BYTES or done:
+                    chunk, buf = bytes(buf), bytearray()
+                    await loop.run_in_executor(self.executor, spool.write, chunk)
+                else:
+                    await asyncio.sleep(0)
+            spool.close()
+            path = await loop.run_in_executor(self.executor, self._assemble, zxid, sessions, acl_map,
+                                              spool_name, count)
+        except BaseException:
+            if not spool.closed:
+                spool.close()
+            raise
+        finally:
+            Path(spool_name).unlink(missing_ok=True)
+        ms = (time.monotonic() - started) * 1000
+        st = self.stats
+        st.last_snapshot_zxid, st.last_snapshot_ms, st.last_snapshot_path = zxid, ms, str(path)
+        st.snapshots_taken += 1
+        log.info("Snapshot taken: %s (%d nodes, %.0f ms)", path.name, count, ms)
+        return path
+
+    def _assemble(self, zxid: int, sessions: dict[int, int], acl_map: dict[int, list[Any]], spool_name: str,
+                  count: int) -> Path:
+        writer = SnapshotWriter(self.snap_dir, zxid, compression=self.compression)
+        try:
+            writer.write_sessions(sessions)
+            writer.write_acls(dict(sorted(acl_map.items())))
+            with open(spool_name, "rb") as spool:
+                first = True
+                while True:
+                    chunk = spool.read(_SPOOL_CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    # The node count is only known as a total; pass it with the first chunk.
+                    writer.write_encoded_nodes(chunk, count if first else 0, starts_with_root=True)
+                    first = False
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+
+
+def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trust_empty: bool = False
+                  ) -> tuple[Database, list[str]]:
+    """Recover a database: newest valid snapshot plus the log after it. Raises StorageError."""
+
+    def load(reader: SnapshotReader) -> Database:
+        db = Database(extended_types)
+        db.tree.acls.load(reader.acls)
+        for path, data, acl_id, stat in reader.iter_nodes():
+            db.tree.load_node(path, data, acl_id, stat)
+        db.tree.acls.purge_unused()
+        db.tree.setup_quotas()
+        db.sessions = dict(reader.sessions)
+        db.tree.last_processed_zxid = reader.zxid
+        return db
+
+    rec = recover(data_dir, data_log_dir, load=load, trust_empty_snapshot=trust_empty)
+    db = rec.snapshot if rec.snapshot is not None else Database(extended_types)
+    listener, db.tree.listener = db.tree.listener, None
+    for entry in rec.entries():
+        db.apply(entry.hdr, entry.txn, replay=True)
+    db.tree.listener = listener
+    return db, [*rec.report.lines(), rec.report.summary()]
+
+
+class Storage:
+    """Everything on disk for one standalone server."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.dirs = open_data_dirs(config.data_dir, config.data_log_dir,
+                                   autocreate=bool(getattr(config, "datadir_autocreate", True)))
+        self.writer = TxnLogWriter(self.dirs.log_dir, prealloc_bytes=int(config.pre_alloc_size_kb) * 1024,
+                                   force_sync=bool(config.force_sync),
+                                   size_limit_bytes=int(getattr(config, "txn_log_size_limit_kb", -1)) * 1024,
+                                   max_entry_bytes=int(config.jute_max_buffer)
+                                   + int(getattr(config, "jute_max_buffer_extra_size", config.jute_max_buffer)))
+        self.durability = TxnLogDurability(self.writer, int(getattr(config, "fsync_warning_threshold_ms", 1000)))
+        self.stats = self.durability.stats
+        self._snap_executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-snapshot")
+        self.snapshotter: Snapshotter | None = None
+        self.snap_count = max(2, int(config.snap_count))
+        self.snap_size_bytes = int(getattr(config, "snap_size_limit_kb", 0)) * 1024
+        self._txns_since_snapshot = 0
+        self._reset_thresholds()
+        self._purge_task: asyncio.Task[None] | None = None
+        self._server: ZooKeeperServer | None = None
+
+    def _reset_thresholds(self) -> None:
+        self._roll_at = self.snap_count // 2 + random.randrange(max(1, self.snap_count // 2))
+        half = self.snap_size_bytes // 2
+        self._size_roll_at = half + random.randrange(max(1, half)) if half > 0 else 0
+
+    def load_into(self, server: ZooKeeperServer) -> None:
+        cfg = self.config
+        db, lines = load_database(Path(cfg.data_dir), Path(cfg.data_log_dir), bool(cfg.extended_types_enabled),
+                                  bool(getattr(cfg, "snapshot_trust_empty", False)))
+        for line in lines:
+            log.info("%s", line)
+        server.attach_database(db)
+
+    def start_background(self, server: ZooKeeperServer) -> None:
+        self._server = server
+        self.snapshotter = Snapshotter(server.db, self.dirs.snap_dir, self.dirs.snap_dir, self._snap_executor,
+                                       self.stats, getattr(self.config, "snapshot_compression_method", ""))
+        server.after_batch = self.after_batch
+        # ZooKeeper snapshots at every start: the recovered state becomes the new base, and a
+        # database that never had a snapshot gets one (its log alone would not be trusted).
+        self.durability.request_roll()
+        self.snapshotter.start()
+        interval_h = int(getattr(self.config, "autopurge_purge_interval_hours", 0))
+        if interval_h > 0:
+            self._purge_task = asyncio.get_running_loop().create_task(self._autopurge(interval_h * 3600.0))
+
+    def after_batch(self, n_txns: int) -> None:
+        """Called after each committed batch: snapshot when the randomized threshold is crossed."""
+        self._txns_since_snapshot += n_txns
+        size_due = self._size_roll_at and self.writer.current_path is not None and \
+            self.durability.writer._pos > self._size_roll_at
+        if self._txns_since_snapshot > self._roll_at or size_due:
+            if self.snapshotter is not None and self.snapshotter.running:
+                return  # "Too busy to snap, skipping" — the next batch checks again
+            self._txns_since_snapshot = 0
+            self._reset_thresholds()
+            self.durability.request_roll()
+            if self.snapshotter is not None:
+                self.snapshotter.start()
+
+    async def _autopurge(self, every_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        retain = int(getattr(self.config, "autopurge_snap_retain_count", 3))
+        while True:
+            await asyncio.sleep(every_s)
+            await loop.run_in_executor(self._snap_executor, purging.autopurge, self.config.data_dir,
+                                       self.config.data_log_dir, retain)
+
+    async def close(self) -> None:
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+        if self.snapshotter is not None and self.snapshotter.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.snapshotter.task), 20)
+            except (TimeoutError, asyncio.CancelledError, StorageError, OSError) as e:
+                log.warning("snapshot in progress at shutdown did not finish: %s", e)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.durability.close)
+        self._snap_executor.shutdown(wait=True)
+
+
+def open_storage(config: Any) -> Storage:
+    return Storage(config)
+
+
+__all__ = [
+    "NODES_PER_SLICE",
+    "DataTree",
+    "LogStats",
+    "Snapshotter",
+    "Storage",
+    "TxnLogDurability",
+    "load_database",
+    "open_storage",
+]
