@@ -51,6 +51,34 @@ def _server(argv: list[str]) -> int:
     return run(config)
 
 
+def _cleanup(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="zkpy cleanup",
+                                     description="Delete old snapshots and logs (like zkCleanup.sh).")
+    parser.add_argument("-n", type=int, default=3, help="snapshots to keep (at least 3; default 3)")
+    parser.add_argument("where", nargs="?", default="zkpy-data",
+                        help="a zoo.cfg (its dataDir/dataLogDir) or a data directory (default ./zkpy-data)")
+    args = parser.parse_args(argv)
+    if args.n < 3:
+        print("zkpy cleanup: -n must be at least 3", file=sys.stderr)
+        return 2
+    from zkpy.storage.purge import purge
+
+    where = Path(args.where)
+    if where.is_file():
+        from zkpy.server.config import ConfigError, load_config
+
+        try:
+            cfg = load_config(where)
+        except ConfigError as e:
+            print(f"zkpy: invalid configuration: {e}", file=sys.stderr)
+            return 2
+        data_dir, log_dir = Path(cfg.data_dir), Path(cfg.data_log_dir)
+    else:
+        data_dir = log_dir = where
+    purge(data_dir, log_dir, args.n)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -72,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return inspect_main(rest)
     if cmd == "cleanup":
-        from zkpy.storage.purge import cleanup_main
-
-        return cleanup_main(rest)
+        return _cleanup(rest)
     print(f"zkpy: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
