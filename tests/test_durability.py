@@ -129,7 +129,7 @@ def start_with_two_snapshots(tmp_path: Path) -> tuple[ServerProcess, list[str]]:
 
 
 def test_torn_last_log_record_is_cut_and_earlier_records_kept(tmp_path: Path) -> None:
-    srv, paths = start_with_two_snapshots(tmp_path)
+    srv, _ = start_with_two_snapshots(tmp_path)
     logs = list_logs(version2(srv))
     newest = logs[-1][1]
     raw = newest.read_bytes()
