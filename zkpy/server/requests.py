@@ -254,7 +254,10 @@ class ReadHandler:
             raise errors.NoWatcherError(req.path)
 
     def _who_am_i(self, conn: ClientConnection, body: bytes) -> bytes:
-        infos = [ClientInfo(i.scheme, self.auth.user_name(i)) for i in conn.auth_ids]
+        # ZooKeeper keeps a connection's ids in a ConcurrentHashMap-backed set; list them in
+        # that map's iteration order so the answer reads the same.
+        ids = sorted(enumerate(conn.auth_ids), key=lambda t: (_java_set_bin(t[1]), t[0]))
+        infos = [ClientInfo(i.scheme, self.auth.user_name(i)) for _, i in ids]
         return WhoAmIResponse(infos).to_bytes()
 
     def _multi_read(self, conn: ClientConnection, body: bytes) -> bytes:
@@ -294,6 +297,20 @@ class _RawRecord:
 
     def encode_into(self, out: bytearray) -> None:
         out += self.payload
+
+
+def _java_string_hash(s: str) -> int:
+    h = 0
+    for ch in s.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h
+
+
+def _java_set_bin(ident: Id) -> int:
+    """The bin of ``ident`` in a 16-bin ConcurrentHashMap (jute's Id.hashCode, CHM.spread)."""
+    h = (37 * 17 + _java_string_hash(ident.scheme or "")) & 0xFFFFFFFF
+    h = (37 * h + _java_string_hash(ident.id or "")) & 0xFFFFFFFF
+    return ((h ^ (h >> 16)) & 0x7FFFFFFF) & 15
 
 
 def _mask_digest(ident: str) -> str:
