@@ -1,0 +1,222 @@
+"""``zkpy bench``: throughput, latency, memory and recovery, zkpy against Apache ZooKeeper.
+
+    zkpy bench                              # start a zkpy server, run read/write/create-delete/mixed
+    zkpy bench --hosts 127.0.0.1:2181       # against a server already running
+    zkpy bench --vs --pin                   # zkpy and Apache ZooKeeper 3.8, A B A B, with ratios
+    zkpy bench --vs --workload memory --memory-znodes 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import shlex
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zkpy.bench.report import machine_info, render
+from zkpy.bench.runner import BenchError, LoadConfig, ProgressFn
+from zkpy.bench.servers import APACHE_HEAP_DEFAULT, apache_available, make_server, stop_all
+from zkpy.bench.suite import UI, Endpoint, SuiteConfig, run_suite
+from zkpy.bench.workloads import WORKLOADS, Params
+
+__all__ = ["main"]
+
+DEFAULT_WORKLOADS = ["read", "write", "create-delete", "mixed"]
+ENSEMBLE_UNAVAILABLE = ("--ensemble: zkpy has no quorum mode yet, so there is no 3-member zkpy ensemble to "
+                        "compare; run standalone (the default) until `zkpy server` accepts server.N lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zkpy bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to run")
+    g.add_argument("--workload", "-w", default=",".join(DEFAULT_WORKLOADS),
+                   help=f"comma-separated, or 'all': {', '.join(WORKLOADS)} (default: %(default)s)")
+    g.add_argument("--vs", action="store_true", help="zkpy and Apache ZooKeeper 3.8 in alternating rounds")
+    g.add_argument("--server", choices=["zkpy", "apache"], default="zkpy",
+                   help="without --vs: which server to start (default zkpy)")
+    g.add_argument("--hosts", help="without --vs: connect to this server instead of starting one")
+    g.add_argument("--zkpy", metavar="HOSTS", help="with --vs: a running zkpy server to use")
+    g.add_argument("--apache", metavar="HOSTS", help="with --vs: a running Apache ZooKeeper to use")
+    g.add_argument("--ensemble", action="store_true", help="3-member ensembles on 127.0.0.x (needs zkpy quorum)")
+    g.add_argument("--rounds", type=int, default=2, help="rounds per server and workload (default 2)")
+    g = p.add_argument_group("load")
+    g.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
+    g.add_argument("--sessions", type=int, default=16, help="sessions in all (default 16)")
+    g.add_argument("--depth", type=int, default=32, help="requests in flight per session (default 32)")
+    g.add_argument("--duration", type=float, default=10.0, help="measured seconds per round (default 10)")
+    g.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (default 2)")
+    g.add_argument("--rate", type=float, default=0.0, help="fixed offered load, requests/s in all (default: "
+                   "closed loop, as fast as the server answers)")
+    g.add_argument("--same-load", type=float, default=0.0, metavar="FRACTION",
+                   help="with --vs: also run read/write/create-delete/mixed at FRACTION x the slower server's "
+                   "throughput, the same offered load for both, for the p99 ratio (e.g. 0.7)")
+    g.add_argument("--max-ops", type=int, default=50_000_000, help="bound on requests per worker")
+    g = p.add_argument_group("data")
+    g.add_argument("--value-size", type=int, default=100, help="bytes per znode (default 100)")
+    g.add_argument("--znodes", type=int, default=1000, help="znodes read and written (default 1000)")
+    g.add_argument("--read-ratio", type=float, default=0.9, help="mixed: share of reads (default 0.9)")
+    g.add_argument("--memory-znodes", type=int, default=1_000_000, help="memory run: znodes (default 1,000,000)")
+    g = p.add_argument_group("servers")
+    g.add_argument("--pin", action="store_true",
+                   help="pin the server(s) to CPU 0 and the load generator to the other CPUs")
+    g.add_argument("--dir", help="where servers keep data (default: a temporary directory, removed after)")
+    g.add_argument("--apache-heap", default=APACHE_HEAP_DEFAULT, help="Apache's -Xmx (default %(default)s)")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    g.add_argument("--output", help="also write the JSON report to this file")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
+    return p
+
+
+def _workloads(arg: str) -> list[str]:
+    names = list(WORKLOADS) if arg == "all" else [w.strip() for w in arg.split(",") if w.strip()]
+    bad = [w for w in names if w not in WORKLOADS]
+    if bad or not names:
+        raise BenchError(f"unknown workload(s) {', '.join(bad) or arg!r}; choose from {', '.join(WORKLOADS)}")
+    return names
+
+
+def _pinning(pin: bool) -> tuple[set[int] | None, frozenset[int] | None]:
+    if not pin:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise BenchError("--pin needs at least 2 CPUs (one for the server, the rest for the load generator)")
+    return {cpus[0]}, frozenset(cpus[1:])
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.ensemble:
+        raise BenchError(ENSEMBLE_UNAVAILABLE)
+    for name in ("workers", "sessions", "depth", "rounds", "znodes", "memory_znodes", "max_ops"):
+        if getattr(args, name) < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.duration <= 0 or args.warmup < 0 or args.rate < 0 or args.value_size < 0:
+        raise BenchError("--duration must be > 0; --warmup, --rate and --value-size >= 0")
+    if not 0.0 <= args.read_ratio <= 1.0 or not 0.0 <= args.same_load < 1.5:
+        raise BenchError("--read-ratio must be within 0..1 and --same-load within 0..1.5")
+    if not args.vs and (args.zkpy or args.apache):
+        raise BenchError("--zkpy / --apache are for --vs; use --hosts for a single server")
+    if args.vs and args.hosts:
+        raise BenchError("with --vs give --zkpy HOSTS and --apache HOSTS (or neither, to start both)")
+
+
+class RichUI(UI):
+    """Progress bars and notes on stderr, so stdout carries only the report."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self._progress: Any = None
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    def round(self, label: str) -> ProgressFn | None:
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                        TimeElapsedColumn(), console=self.console, transient=True)
+        task = prog.add_task(label, total=1.0, info="connecting")
+        prog.start()
+        self._progress = prog
+
+        def update(done: float, total: float, info: str) -> None:
+            prog.update(task, completed=done, total=total, info=info)
+        return update
+
+    def done(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _endpoints(args: argparse.Namespace, base: Path, server_cpus: set[int] | None) -> list[Endpoint]:
+    kinds = ["zkpy", "apache"] if args.vs else [args.server]
+    given = {"zkpy": args.zkpy, "apache": args.apache} if args.vs else {args.server: args.hosts}
+    if "apache" in kinds and not given.get("apache") and not apache_available():
+        raise BenchError("Apache ZooKeeper 3.8 is not installed (apt-get install zookeeper), or give --apache HOSTS")
+    eps = []
+    for kind in kinds:
+        if given.get(kind):
+            eps.append(Endpoint(kind, given[kind]))
+            continue
+        srv = make_server(kind, base / kind, cpus=server_cpus, apache_heap=args.apache_heap)
+        srv.start()
+        eps.append(Endpoint(kind, srv.hosts, srv))
+    return eps
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _check(args)
+        workloads = _workloads(args.workload)
+        server_cpus, client_cpus = _pinning(args.pin)
+    except BenchError as e:
+        print(f"zkpy bench: {e}", file=sys.stderr)
+        return 2
+    params = Params(znodes=args.znodes, value_size=args.value_size, read_ratio=args.read_ratio)
+    load = LoadConfig(workers=args.workers, sessions=args.sessions, depth=args.depth, warmup_s=args.warmup,
+                      duration_s=args.duration, rate=args.rate, max_ops=args.max_ops, client_cpus=client_cpus,
+                      params=params)
+    # Populating is a counted run: its duration is only a bound.
+    memory_load = LoadConfig(workers=args.workers, sessions=args.sessions, depth=args.depth, warmup_s=0.0,
+                             duration_s=3600.0, client_cpus=client_cpus, params=params)
+    cfg = SuiteConfig(workloads=workloads, load=load, rounds=args.rounds, same_load_fraction=args.same_load,
+                      memory_znodes=args.memory_znodes, memory_load=memory_load)
+    ui = RichUI(args.quiet or (args.json and not sys.stderr.isatty()))
+    tmp = None if args.dir else tempfile.TemporaryDirectory(prefix="zkpy-bench-")
+    base = Path(args.dir) if args.dir else Path(tmp.name)  # type: ignore[union-attr]
+    atexit.register(stop_all)
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        eps = _endpoints(args, base, server_cpus)
+        report: dict[str, Any] = {
+            "command": "zkpy bench " + shlex.join(argv), "machine": machine_info(),
+            "setup": {"pinning": f"server CPUs {sorted(server_cpus)}, load generator CPUs {sorted(client_cpus)}"
+                      if server_cpus and client_cpus else "none", "workers": args.workers,
+                      "sessions": args.sessions, "depth": args.depth, "duration_s": args.duration,
+                      "warmup_s": args.warmup, "rounds": args.rounds, "value_size": args.value_size,
+                      "znodes": args.znodes, "forceSync": "yes",
+                      "servers": ", ".join(f"{e.kind} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
+        }
+        report.update(run_suite(eps, cfg, ui))
+    except KeyboardInterrupt:
+        ui.done()
+        print("zkpy bench: interrupted; servers stopped", file=sys.stderr)
+        return 130
+    except (BenchError, ValueError, RuntimeError, TimeoutError, OSError) as e:
+        ui.done()
+        print(f"zkpy bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all()
+        signal.signal(signal.SIGTERM, old_term)
+        if tmp is not None:
+            tmp.cleanup()
+    text = json.dumps(report, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    if args.json:
+        print(text)
+    else:
+        print(f"command: {report['command']}")
+        print(render(report), end="")
+    return 0

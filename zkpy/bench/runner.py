@@ -1,0 +1,182 @@
+"""Run one workload against one server with N worker processes, and merge what they report."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zkpy.bench.histogram import LatencyHistogram
+from zkpy.bench.worker import WorkerResult, WorkerSpec, worker_main
+from zkpy.bench.workloads import Params
+
+__all__ = ["BenchError", "LoadConfig", "RunResult", "run_workload"]
+
+# Time allowed for workers to start and connect their sessions, beyond the run itself.
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+
+# progress(done, total, text): ``total`` seconds for timed runs, requests for counted ones.
+ProgressFn = Callable[[float, float, str], None]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LoadConfig:
+    """How much load: the same for both servers in a ``--vs`` run."""
+
+    workers: int = 2
+    sessions: int = 16  # in all, spread over the workers
+    depth: int = 32  # requests in flight per session
+    warmup_s: float = 2.0
+    duration_s: float = 10.0
+    rate: float = 0.0  # requests/s in all; 0 = closed loop
+    max_ops: int = 50_000_000  # per worker: a bound, whatever the duration
+    client_cpus: frozenset[int] | None = None
+    params: Params = field(default_factory=Params)
+
+    def sessions_of(self, worker: int) -> int:
+        n, extra = divmod(self.sessions, self.workers)
+        return max(1, n + (1 if worker < extra else 0))
+
+
+@dataclass(slots=True)
+class RunResult:
+    server: str
+    workload: str
+    ops: int
+    errors: int
+    window_s: float
+    throughput: float  # requests (sessions for "connect") per second
+    latency_ms: dict[str, float]
+    events_per_s: float = 0.0
+    watches: int = 0
+    client_cpu_pct: list[float] = field(default_factory=list)  # per worker, % of one core
+    client_cpus: list[list[int]] = field(default_factory=list)
+    offered_rate: float = 0.0
+    first_error: str = ""
+    hist: LatencyHistogram | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server, "workload": self.workload, "ops": self.ops, "errors": self.errors,
+            "window_s": round(self.window_s, 3), "throughput": round(self.throughput, 1),
+            "latency_ms": self.latency_ms, "events_per_s": round(self.events_per_s, 1),
+            "watches": self.watches, "client_cpu_pct": [round(c, 1) for c in self.client_cpu_pct],
+            "client_cpus": self.client_cpus, "offered_rate": self.offered_rate,
+            "first_error": self.first_error,
+        }
+
+
+def _merge(server: str, workload: str, results: list[WorkerResult], offered: float) -> RunResult:
+    hist = LatencyHistogram()
+    for r in results:
+        hist.add_encoded(r.hist)
+    ops = sum(r.ops for r in results)
+    start = min(r.window_start_ns for r in results)
+    last = max(r.last_done_ns for r in results)
+    window_s = max(1e-9, (last - start) / 1e9) if ops else 0.0
+    wall = [r.wall_s for r in results]
+    return RunResult(
+        server=server, workload=workload, ops=ops, errors=sum(r.errors for r in results),
+        window_s=window_s, throughput=ops / window_s if ops else 0.0, latency_ms=hist.summary_ms(),
+        events_per_s=sum(r.events for r in results) / max(max(wall), 1e-9),
+        watches=sum(r.watches for r in results),
+        client_cpu_pct=[100.0 * r.cpu_s / max(r.wall_s, 1e-9) for r in results],
+        client_cpus=[r.cpus for r in results], offered_rate=offered,
+        first_error=next((r.first_error for r in results if r.first_error), ""), hist=hist)
+
+
+def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
+                 progress: ProgressFn | None = None, total_ops: int = 0) -> RunResult:
+    """Run ``workload`` with ``load.workers`` processes; ``total_ops`` > 0 makes a counted run
+    (the memory run's populate: each worker creates its share, then stops)."""
+    ctx = mp.get_context("spawn")
+    q: Any = ctx.Queue()
+    go = ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    specs = []
+    share, extra = divmod(total_ops, load.workers)
+    offset = 0
+    for w in range(load.workers):
+        n_ops = share + (1 if w < extra else 0) if total_ops else load.max_ops
+        specs.append(WorkerSpec(
+            index=w, hosts=hosts, workload=workload, params=load.params, sessions=load.sessions_of(w),
+            depth=load.depth, warmup_s=0.0 if total_ops else load.warmup_s, duration_s=load.duration_s,
+            max_ops=n_ops, rate=load.rate / load.workers, cpus=load.client_cpus, seed=w * 7919 + 1,
+            populate_offset=offset))
+        offset += n_ops if total_ops else 0
+    procs = [ctx.Process(target=worker_main, args=(s, q, go, start_at), name=f"zkpy-bench-{s.index}",
+                         daemon=True) for s in specs]
+    try:
+        for p in procs:
+            p.start()
+        results = _collect(q, go, start_at, procs, load, progress, total_ops)
+    finally:
+        _stop(procs)
+    return _merge(server, workload, results, load.rate)
+
+
+def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
+             progress: ProgressFn | None, total_ops: int) -> list[WorkerResult]:
+    n = len(procs)
+    ready: set[int] = set()
+    results: dict[int, WorkerResult] = {}
+    sent: dict[int, int] = {}
+    deadline = time.monotonic() + START_TIMEOUT_S
+    run_s = load.warmup_s + load.duration_s
+    t_go = 0.0
+    while len(results) < n:
+        if time.monotonic() > deadline:
+            raise BenchError(f"workers did not finish in time ({len(ready)}/{n} ready, {len(results)} done)")
+        try:
+            kind, idx, payload = q.get(timeout=0.1)
+        except queue_mod.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise BenchError(f"worker {dead[0].name} died with exit code {dead[0].exitcode}") from None
+            kind = ""
+        if kind == "error":
+            raise BenchError(f"worker {idx} failed:\n{payload}")
+        if kind == "ready":
+            ready.add(idx)
+            if len(ready) == n:
+                t_go = time.monotonic() + 0.05
+                start_at.value = t_go
+                go.set()
+                deadline = t_go + (run_s if not total_ops else load.duration_s) + STOP_TIMEOUT_S
+        elif kind == "progress":
+            sent[idx] = payload
+        elif kind == "result":
+            results[idx] = payload
+        if progress is not None and t_go:
+            done_ops = sum(sent.values())
+            if total_ops:
+                progress(done_ops, total_ops, f"{done_ops:,} created")
+            else:
+                el = max(0.0, time.monotonic() - t_go)
+                progress(min(el, run_s), run_s, f"{done_ops / max(el, 1e-3):,.0f} req/s")
+    return [results[i] for i in range(n)]
+
+
+def _stop(procs: list[Any]) -> None:
+    """Stop the workers we started, by their own process handle (PID); reap every one."""
+    for p in procs:
+        if p.pid is not None:
+            p.join(timeout=5.0)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5.0)
+        if p.is_alive():
+            with contextlib.suppress(Exception):
+                p.kill()
+            p.join(timeout=5.0)
