@@ -40,7 +40,7 @@ READ_OPS = frozenset({
 })
 WRITE_OPS = frozenset({
     OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
-    OpCode.setData, OpCode.setACL, OpCode.check, OpCode.multi, OpCode.reconfig,
+    OpCode.setData, OpCode.setACL, OpCode.check, OpCode.multi, OpCode.reconfig, OpCode.deleteContainer,
 })
 
 NEW, HANDSHAKE_WAIT, ESTABLISHED, CLOSING, CLOSED = range(5)

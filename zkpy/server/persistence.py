@@ -289,10 +289,9 @@ class Storage:
 
     def load_into(self, server: ZooKeeperServer) -> None:
         cfg = self.config
-        db, lines = load_database(Path(cfg.data_dir), Path(cfg.data_log_dir), bool(cfg.extended_types_enabled),
-                                  bool(getattr(cfg, "snapshot_trust_empty", False)))
-        for line in lines:
-            log.info("%s", line)
+        # Recovery logs what it found and did (files, replay, a cut torn tail) itself.
+        db, _report = load_database(Path(cfg.data_dir), Path(cfg.data_log_dir), bool(cfg.extended_types_enabled),
+                                    bool(getattr(cfg, "snapshot_trust_empty", False)))
         server.attach_database(db)
 
     def start_background(self, server: ZooKeeperServer) -> None:

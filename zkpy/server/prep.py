@@ -39,6 +39,7 @@ from zkpy.proto.records import (
     ErrorTxn,
     Id,
     MultiTxn,
+    ReconfigRequest,
     SetACLRequest,
     SetACLTxn,
     SetDataRequest,
@@ -215,6 +216,8 @@ class Preparer:
 
     @staticmethod
     def _decode(op: int, body: bytes) -> Record:
+        if op == OpCode.deleteContainer:
+            return DeleteTxn(None)
         cls = _WRITE_RECORDS.get(op)
         if cls is None:
             raise errors.UnimplementedError()
@@ -275,6 +278,10 @@ class Preparer:
         if op == OpCode.reconfig:
             self.session_check(hdr.clientId)
             raise errors.ReconfigDisabledError()
+        if op == OpCode.deleteContainer:
+            # Only the server deletes containers; ZooKeeper parses a client's request body as a
+            # path including the request header's bytes, which never names a node.
+            raise errors.BadArgumentsError()
         raise errors.UnimplementedError()
 
     def _prepare_create(self, op: int, record: CreateRequest | CreateTTLRequest, hdr: TxnHeader,
@@ -427,4 +434,5 @@ _WRITE_RECORDS: dict[int, type[Record]] = {
     OpCode.setData: SetDataRequest,
     OpCode.setACL: SetACLRequest,
     OpCode.check: CheckVersionRequest,
+    OpCode.reconfig: ReconfigRequest,
 }

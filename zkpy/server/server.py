@@ -331,10 +331,10 @@ class ZooKeeperServer:
         conn.send_reply(xid, 0, 0)
 
     def process_sasl(self, conn: ClientConnection, xid: int, body: bytes) -> None:
-        # No SASL mechanism is configured on this server, as on a default ZooKeeper.
-        self.stats.auth_failed += 1
-        conn.send_reply(xid, 0, errors.AuthFailedError.code)
-        conn.close_after_flush()
+        # No SASL mechanism is configured: a default ZooKeeper answers OK with a null token
+        # (its SASL server is null) and the client goes on unauthenticated.
+        self.stats.packets_received += 1
+        conn.send_reply(xid, 0, 0, b"\xff\xff\xff\xff")
 
     def _submit(self, item: InFlight) -> None:
         self._in_flight += 1
