@@ -119,6 +119,10 @@ class ZooKeeperClient:
             await self.add_auth(scheme, cred)
         return self
 
+    def start_background(self) -> None:
+        """Begin connecting without waiting; operations wait for the connection themselves."""
+        self._session.start()
+
     async def close(self, timeout_s: float = 10.0) -> None:
         """End the session (its ephemerals go) and the connection."""
         await self._session.close(timeout_s)

@@ -68,7 +68,8 @@ class WatchedEvent:
     def __str__(self) -> str:
         # The Java client's WatchedEvent.toString, which zkCli prints.
         type_name = "None" if self.type is EventType.None_ else self.type.name
-        return f"WatchedEvent state:{self.state.name} type:{type_name} path:{self.path}"
+        path = "null" if self.path is None else self.path
+        return f"WatchedEvent state:{self.state.name} type:{type_name} path:{path}"
 
 
 # A watcher is called with each event; it may return an awaitable, which is scheduled.
