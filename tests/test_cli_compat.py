@@ -46,6 +46,15 @@ addWatch -m PERSISTENT_RECURSIVE /cli
 create /cli/child2 y
 removewatches /cli -a
 sync /cli
+setquota -n 10 /cli
+listquota /cli
+create /cli/q1 x
+create /cli/q2 yyyy
+set /cli/q1 longer-data
+delete /cli/q2
+listquota /cli
+delquota /cli
+listquota /cli
 create /cli x
 delete /cli/missing
 delete /cli
