@@ -43,7 +43,6 @@ from zkpy.client import (
 from zkpy.proto import errors as E
 from zkpy.proto.messages import decode_connect_request
 
-pytestmark = pytest.mark.apache
 WAIT_S = 30.0  # bound on every wait in these tests
 _names = itertools.count()
 
@@ -56,14 +55,22 @@ def arun(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     return wrapper
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    if not apache_available():
+SERVER_KINDS = [pytest.param("apache", marks=pytest.mark.apache), "zkpy"]
+
+
+def start_server(kind: str, base: Path) -> ServerProcess:
+    if kind == "apache" and not apache_available():
         pytest.skip(apache_missing_reason())
-    srv = make_server("apache", tmp_path_factory.mktemp("client") / "apache",
-                      extra_cfg={"extendedTypesEnabled": "true"},
+    srv = make_server(kind, base / kind, extra_cfg={"extendedTypesEnabled": "true"},
                       env={"zookeeper.extendedTypesEnabled": "true"})
     srv.start(timeout_s=60)
+    return srv
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Apache ZooKeeper 3.8 and the zkpy server in turn: the client must work on both."""
+    srv = start_server(request.param, tmp_path_factory.mktemp("client"))
     yield srv
     srv.stop()
 
@@ -218,7 +225,7 @@ async def test_failed_auth_ends_the_session(server: ServerProcess) -> None:
     zk = await client(server, default_watcher=events).start()
     assert (await next_event(events)).state is KeeperState.SyncConnected
     with pytest.raises(E.AuthFailedError):
-        await zk.add_auth("digest", None)
+        await zk.add_auth("nosuchscheme", b"x")
     assert zk.state is ClientState.AUTH_FAILED
     assert (await next_event(events)).state is KeeperState.AuthFailed
     with pytest.raises(E.AuthFailedError):
@@ -753,11 +760,9 @@ def test_setwatches_batches_keep_order_and_size() -> None:
         assert sum(len(p) for lst in b for p in lst) < SET_WATCHES_MAX_LENGTH + 200
 
 
-def test_restart_from_kill9_keeps_session_ephemerals_and_watches(tmp_path: Path) -> None:
-    if not apache_available():
-        pytest.skip(apache_missing_reason())
-    srv = make_server("apache", tmp_path / "restart")
-    srv.start(timeout_s=60)
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+def test_restart_from_kill9_keeps_session_ephemerals_and_watches(kind: str, tmp_path: Path) -> None:
+    srv = start_server(kind, tmp_path)
 
     async def scenario() -> None:
         zk = client(srv, session_timeout_ms=30_000)
