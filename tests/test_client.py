@@ -723,6 +723,28 @@ async def test_handshake_carries_session_zxid_and_read_only_flag() -> None:
 
 
 @arun
+async def test_read_only_client_moves_to_a_read_write_server() -> None:
+    ro = await FakeServer(read_only=True, session_id=0x111).start()
+    rw = await FakeServer(read_only=False, session_id=0x222).start()
+    try:
+        states: list[ClientState] = []
+        zk = client(f"{ro.hosts},{rw.hosts}", read_only=True)
+        zk._session.hosts.set_order([("127.0.0.1", ro.port), ("127.0.0.1", rw.port)])
+        zk.add_listener(states.append)
+        await zk.start(WAIT_S)
+        assert zk.state is ClientState.CONNECTED_READ_ONLY
+        await wait_for(lambda: zk.state is ClientState.CONNECTED, "the move to the r/w server")
+        assert zk.server == ("127.0.0.1", rw.port) and zk.session_id == 0x222
+        # A read-only server's session is not carried to a read/write one (ClientCnxn.seenRwServerBefore).
+        assert rw.connects[-1].request.sessionId == 0
+        assert states[:3] == [ClientState.CONNECTED_READ_ONLY, ClientState.SUSPENDED, ClientState.CONNECTED]
+        await zk.close(timeout_s=0.5)
+    finally:
+        await ro.close()
+        await rw.close()
+
+
+@arun
 async def test_expired_handshake_reply_ends_the_session() -> None:
     fake = await FakeServer(timeout_ms=0).start()
     try:

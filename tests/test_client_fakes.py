@@ -141,6 +141,9 @@ class FakeServer:
                 data = await reader.read(65536)
                 if not data:
                     return
+                if not handshaken and data[:4] == b"isro":  # the read/write probe
+                    writer.write(b"ro" if self.read_only else b"rw")
+                    return
                 frames.feed(data)
                 for body in frames.frames():
                     if not handshaken:
