@@ -45,6 +45,10 @@ SEQUENCE = [
     "set -v", "addauth", "ls -sw /a",
     "addWatch /a", "addWatch -m PERSISTENT /a/b", "addWatch -m foo /a/b", "create /a/new", "set /a/b v2",
     "removewatches /a", "removewatches /nope", "removewatches /a/b -d", "removewatches /a/b",
+    "setquota -n 5 /a", "listquota /a", "setquota -b 100 /a", "listquota /a", "setquota -n 2 /a/b",
+    "create /a/c1", "listquota /a", "setquota -n 1 /a", "setquota -n 3 -b 4 /a", "setquota -n 0 /a",
+    "setquota /a", "setquota -n 3 /nope", "setquota -n 3 /zookeeper/quota", "ls -R /zookeeper/quota",
+    "delquota -n /a", "listquota /a", "delquota /a", "listquota /a", "delquota /a", "ls -R /zookeeper",
     "setAcl /a world:anyone:r", "getAcl /a", "setAcl /a world:anyone", "setAcl -s /a world:anyone:cdrwa",
     "create /d1", "create /d1/d2", "create /d1/d2/d3", "ls -R /d1", "deleteall -b 1 /d1", "ls /d1",
     "create /r", "create /r/s", "setAcl -R /r world:anyone:cdrw", "getAcl /r/s",
@@ -232,7 +236,9 @@ def test_tab_completes_commands_and_znode_paths(server: ServerProcess, tmp_path:
     try:
         child.expect_exact("(CONNECTED) 0]")
         child.send("getAllCh\t")  # unique command prefix
+        child.expect_exact("ildrenNumber")  # completion is asynchronous: wait for it
         child.send(" /zooke\t")  # unique child of /
+        child.expect_exact("eper")
         child.send("\r")
         child.expect_exact("(CONNECTED) 1]")
         seen = _ANSI.sub("", child.before)

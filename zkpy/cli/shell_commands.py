@@ -576,33 +576,185 @@ async def listquota(sh: Shell, cl: Parsed) -> None:
         return
     except E.ZooKeeperError as e:
         raise wrap(e) from None
-    sh.out.write(f"Output quota for {path} {_stats_track(lim)}\n")
-    sh.out.write(f"Output stat for {path} {_stats_track(st)}\n")
+    sh.out.write(f"Output quota for {path} {StatsTrack(lim)}\n")
+    sh.out.write(f"Output stat for {path} {StatsTrack(st)}\n")
 
 
-def _stats_track(data: bytes | None) -> str:
-    """StatsTrack's parse-and-print round trip: count and bytes first, other keys sorted."""
-    stats: dict[str, int] = {}
-    for pair in re.split(r"[,;]+", (data or b"").decode()):
-        if not pair:
-            continue
-        kv = pair.split("=")
-        stats[kv[0]] = int(kv[1]) if len(kv) > 1 and kv[1] else -1
-    text = f"count={stats.pop('count', -1)},bytes={stats.pop('bytes', -1)}"
-    if stats:
-        text += "=" + "".join(f";{k}={stats[k]}" for k in sorted(stats))
-    return text
+# ------------------------------------------------------------------ quotas (Quotas.java, StatsTrack.java)
+
+QUOTA_ROOT = "/zookeeper/quota"
+LIMIT_NODE = "zookeeper_limits"
+STAT_NODE = "zookeeper_stats"
+_QUOTA_KEYS = {"n": "count", "b": "bytes", "N": "countHardLimit", "B": "byteHardLimit"}
+
+
+class StatsTrack:
+    """A quota or usage record, "count=4,bytes=5=;byteHardLimit=10;countHardLimit=10"."""
+
+    def __init__(self, data: bytes | None = None) -> None:
+        self.stats: dict[str, int] = {}
+        for pair in re.split(r"[,;]+", (data or b"").decode()):
+            if pair:
+                kv = pair.split("=")
+                self.stats[kv[0]] = int(kv[1]) if len(kv) > 1 and kv[1] else -1
+
+    def get(self, key: str) -> int:
+        return self.stats.get(key, -1)
+
+    def __str__(self) -> str:
+        rest = {k: v for k, v in self.stats.items() if k not in ("count", "bytes")}
+        text = f"count={self.get('count')},bytes={self.get('bytes')}"
+        if rest:
+            text += "=" + "".join(f";{k}={rest[k]}" for k in sorted(rest))
+        return text
+
+    def to_bytes(self) -> bytes:
+        return str(self).encode()
+
+
+def _one_quota_option(cl: Parsed) -> list[str]:
+    given = [o for o in "nbNB" if cl.has(o)]
+    if len(given) > 1:  # an OptionGroup in zkCli: one of them at a time
+        raise CliError(f"org.apache.commons.cli.AlreadySelectedException: The option '{given[1]}' was specified "
+                       f"but an option from this group has already been selected: '{given[0]}'")
+    return given
+
+
+@command("setquota", "-n|-b|-N|-B val path", {"n": True, "b": True, "N": True, "B": True})
+async def setquota(sh: Shell, cl: Parsed) -> None:
+    if len(cl.args) < 2:
+        raise CliError(COMMANDS["setquota"].usage)
+    path = cl.args[1]
+    given = _one_quota_option(cl)
+    if not given:  # the option group is required in zkCli
+        raise CliError("org.apache.commons.cli.MissingOptionException: Missing required option: "
+                       "[-n num soft quota, -b bytes soft quota, -N num hard quota, -B bytes hard quota]")
+    if path.startswith(QUOTA_ROOT):
+        sh.err.write(f"cannot set a quota under the path: {QUOTA_ROOT}\n")
+        return
+    quota = StatsTrack()
+    for key in _QUOTA_KEYS.values():
+        quota.stats[key] = -1
+    for opt in given:
+        try:
+            value = int(cl.value(opt))
+        except ValueError:
+            sh.err.write("NumberFormatException happens when parsing the option value\n")
+            return
+        if opt in "nN" and value <= 0:
+            sh.err.write("the num quota must be greater than zero\n")
+            return
+        if opt in "bB" and value < 0:
+            sh.err.write("the bytes quota must be greater than or equal to zero\n")
+            return
+        quota.stats[_QUOTA_KEYS[opt]] = value
+    try:
+        await _create_quota(sh, path, quota)
+    except (E.ZooKeeperError, ValueError) as e:
+        raise wrap(e) from None
+
+
+async def _create_quota(sh: Shell, path: str, quota: StatsTrack) -> None:
+    zk = sh.zk
+    if await zk.exists(path) is None:
+        raise ValueError(f"{path} does not exist.")
+    # No quota may sit above or below this one.
+    quota_path = QUOTA_ROOT + path
+    try:
+        below: list[str] = []
+        await visit_dfs(sh, quota_path, False, below.append)
+        for p in below:
+            if p != quota_path and LIMIT_NODE in await _children_or_none(sh, p):
+                raise ValueError(f"{path} has a child {p[len(QUOTA_ROOT):]} which has a quota")
+    except E.NoNodeError:
+        pass
+    parts = path.split("/")
+    for i in range(1, len(parts) - 1):
+        p = QUOTA_ROOT + "/".join(parts[: i + 1])
+        children = await _children_or_none(sh, p)
+        if children is None or not children:
+            break
+        if p != quota_path and LIMIT_NODE in children:
+            raise ValueError(f"{path} has a parent {p[len(QUOTA_ROOT):]} which has a quota")
+    node = QUOTA_ROOT
+    for part in parts[1:]:
+        node += "/" + part
+        if await zk.exists(node) is None:
+            try:
+                await zk.create(node, None)
+            except E.NodeExistsError:
+                pass
+    stat_path, limit_path = f"{node}/{STAT_NODE}", f"{node}/{LIMIT_NODE}"
+    if await zk.exists(limit_path) is None:
+        await zk.create(limit_path, quota.to_bytes())
+        usage = StatsTrack()
+        usage.stats.update(count=0, bytes=0)
+        await zk.create(stat_path, usage.to_bytes())
+        _check_quota(sh, StatsTrack((await zk.get_data(limit_path))[0]),
+                     StatsTrack((await zk.get_data(stat_path))[0]))
+    else:
+        current = StatsTrack((await zk.get_data(limit_path))[0])
+        for key, value in quota.stats.items():
+            if value > -1:
+                current.stats[key] = value
+        _check_quota(sh, current, StatsTrack((await zk.get_data(stat_path))[0]))
+        await zk.set_data(limit_path, current.to_bytes(), -1)
+
+
+async def _children_or_none(sh: Shell, path: str) -> list[str] | None:
+    try:
+        return await sh.zk.get_children(path)
+    except E.NoNodeError:
+        return None
+
+
+def _check_quota(sh: Shell, quota: StatsTrack, usage: StatsTrack) -> None:
+    count, nbytes = usage.get("count"), usage.get("bytes")
+    if (-1 < quota.get("count") < count) or (-1 < quota.get("countHardLimit") < count):
+        sh.out.write(f"[Warning]: the count quota you create is less than the existing count:{count}\n")
+    if (-1 < quota.get("bytes") < nbytes) or (-1 < quota.get("byteHardLimit") < nbytes):
+        sh.out.write(f"[Warning]: the bytes quota you create is less than the existing bytes:{nbytes}\n")
+
+
+@command("delquota", "[-n|-b|-N|-B] path", {"n": False, "b": False, "N": False, "B": False})
+async def delquota(sh: Shell, cl: Parsed) -> None:
+    if len(cl.args) < 2:
+        raise CliError(COMMANDS["delquota"].usage)
+    path = cl.args[1]
+    given = _one_quota_option(cl)
+    parent, limit_path = QUOTA_ROOT + path, f"{QUOTA_ROOT}{path}/{LIMIT_NODE}"
+    zk = sh.zk
+    try:
+        if await zk.exists(limit_path) is None:
+            sh.out.write(f"Quota does not exist for {path}\n")
+            return
+        current = StatsTrack((await zk.get_data(limit_path))[0])
+        if not given:
+            for child in await zk.get_children(parent):
+                await zk.delete(f"{parent}/{child}", -1)
+            node = parent
+            while node != QUOTA_ROOT and not await zk.get_children(node):
+                await zk.delete(node, -1)
+                node = node[: node.rfind("/")]
+        else:
+            for opt in given:
+                current.stats[_QUOTA_KEYS[opt]] = -1
+            await zk.set_data(limit_path, current.to_bytes(), -1)
+    except ValueError as e:
+        raise wrap(e) from None
+    except E.NoNodeError:
+        sh.err.write(f"quota for {path} does not exist.\n")
+    except E.ZooKeeperError as e:
+        raise wrap(e) from None
 
 
 async def _unsupported(sh: Shell, cl: Parsed) -> None:
     raise CliError(f"{cl.args[0]} is not supported by zkpy shell yet")
 
 
-for _name, _opts in (("setquota", "-n|-b|-N|-B val path"), ("delquota", "[-n|-b|-N|-B] path"),
-                     ("reconfig", "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3"
-                                  "[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* "
-                                  "[-remove serverId[,...]*]")):
-    COMMANDS[_name] = Command(_name, _opts, {}, _unsupported)
+COMMANDS["reconfig"] = Command(
+    "reconfig", "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | "
+    "[-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]", {}, _unsupported)
 
 
 # Handled by the shell itself (ZooKeeperMain.processZKCmd); listed for usage and completion.
