@@ -169,6 +169,10 @@ class Shell:
             self._usage()
             raise CliError("No command entered")
         cmd = words[0]
+        if cmd == "help":
+            # zkCli has no "help": it prints the usage for an unknown command. Print just that.
+            self._usage()
+            return
         if cmd not in COMMANDS:
             self._usage()
             raise CliError(f"Command not found: Command not found {cmd}", 127)
