@@ -787,25 +787,35 @@ def test_restart_from_kill9_keeps_session_ephemerals_and_watches(kind: str, tmp_
     srv = start_server(kind, tmp_path)
 
     async def scenario() -> None:
-        zk = client(srv, session_timeout_ms=30_000)
+        # The client reaches the server through a proxy, so the test decides when it gets
+        # back: after the restart and after another client changed what it watches.
+        proxy = await Proxy(srv.host, srv.port).start()
+        zk = client(proxy.hosts, session_timeout_ms=30_000)
         await zk.start(WAIT_S)
         await zk.create("/r", b"0")
         await zk.create("/r/eph", mode=CreateMode.EPHEMERAL)
-        q = EventQueue()
-        await zk.get_data("/r", watch=q)
+        data_q, child_q = EventQueue(), EventQueue()
+        await zk.get_data("/r", watch=data_q)
+        await zk.get_children("/r", watch=child_q)
         sid = zk.session_id
+        proxy.cut()
         await asyncio.to_thread(srv.kill9)
         await wait_for(lambda: not zk.connected, "disconnect")
         await asyncio.to_thread(srv.start, 60)
+        async with client(srv) as other:  # missed by the client while it is away
+            await other.set_data("/r", b"1")
+            await other.create("/r/new")
+        proxy.restore()
         await zk.wait_connected(60)
         assert zk.session_id == sid
         stat = await zk.exists("/r/eph")
         assert stat is not None and stat.ephemeralOwner == sid
-        async with client(srv) as other:
-            await other.set_data("/r", b"1")
-        ev = await next_node_event(q)
+        ev = await next_node_event(data_q)
         assert (ev.type, ev.path) == (EventType.NodeDataChanged, "/r")
+        ev = await next_node_event(child_q)
+        assert (ev.type, ev.path) == (EventType.NodeChildrenChanged, "/r")
         await zk.close()
+        await proxy.close()
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 180))
