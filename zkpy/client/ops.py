@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zkpy.client.acl import OPEN_ACL_UNSAFE
 from zkpy.client.paths import Chroot, validate_path
 from zkpy.client.watches import WatchKind
 from zkpy.proto.constants import TTL_MAX, CreateMode, OpCode
@@ -30,6 +31,7 @@ from zkpy.proto.records import (
     CreateResponse,
     CreateTTLRequest,
     DeleteRequest,
+    GetChildren2Response,
     GetChildrenRequest,
     GetChildrenResponse,
     GetDataRequest,
@@ -126,8 +128,6 @@ class Create(Op):
             check_acl(self.acl)
 
     def to_request(self, chroot: Chroot) -> tuple[int, Record]:
-        from zkpy.client.acl import OPEN_ACL_UNSAFE
-
         acl = OPEN_ACL_UNSAFE if self.acl is None else self.acl
         return (create_opcode(self.mode, False),
                 create_record(chroot.to_server(self.path), self.data, acl, self.mode, self.ttl))
@@ -328,8 +328,6 @@ def finish_get_children(err: int, body: bytes, pos: int, ctx: Any) -> list[str]:
 
 
 def finish_get_children2(err: int, body: bytes, pos: int, ctx: Any) -> tuple[list[str], Stat]:
-    from zkpy.proto.records import GetChildren2Response
-
     path, registry, watcher = ctx
     if err:
         raise error_for_code(err, path)
