@@ -49,7 +49,8 @@ from zkpy.tree.acl import generate_digest
 pytestmark = pytest.mark.apache
 
 OPEN = [ACL(31, Id("world", "anyone"))]
-EXTENDED = {"extendedTypesEnabled": "true"}
+# A short tick so that a session expiry scenario takes about a second on both servers.
+EXTENDED = {"extendedTypesEnabled": "true", "tickTime": "500"}
 
 
 @pytest.fixture(scope="module")
@@ -453,9 +454,34 @@ def scenario_sessions(r: Recorder) -> None:
         gone.close_socket()
 
 
+def scenario_expiry(r: Recorder) -> None:
+    watcher = r.client()
+    p = r.p
+    doomed = r.client(timeout_ms=1000)
+    r.note("negotiated timeout", doomed.negotiated_timeout)
+    r.step("eph", doomed, OpCode.create, CreateRequest(p("/doomed"), b"", OPEN, 1))
+    r.step("seq eph", doomed, OpCode.create, CreateRequest(p("/doomed-"), b"", OPEN, 3))
+    r.step("watch", watcher, OpCode.exists, ExistsRequest(p("/doomed"), True))
+    r.step("child watch", watcher, OpCode.getChildren, GetChildrenRequest(p("/"), True))
+    # The doomed session goes silent: no pings, no close.
+    r.events("expiry events", watcher, 2)
+    r.note("doomed connection closed", doomed.is_closed_by_server(5.0))
+    r.step("gone", watcher, OpCode.exists, ExistsRequest(p("/doomed"), False))
+    r.step("children", watcher, OpCode.getChildren2, GetChildren2Request(p("/"), False))
+    again = WireClient(r.srv.host, r.srv.port, session_id=doomed.session_id, passwd=doomed.passwd)
+    try:
+        again.connect()
+        r.note("expired session", "accepted")
+    except ConnectionError:
+        r.note("expired session", "refused")
+    finally:
+        again.close_socket()
+
+
 @pytest.mark.parametrize("scenario", [
     scenario_crud, scenario_bad_paths, scenario_sequential, scenario_ephemerals, scenario_watches,
     scenario_set_watches, scenario_acl, scenario_multi, scenario_containers_ttl, scenario_sessions,
+    scenario_expiry,
 ], ids=lambda f: f.__name__.removeprefix("scenario_"))
 def test_same_answers_as_apache(servers: dict[str, ServerProcess], scenario: Callable[[Recorder], None]) -> None:
     run_both(servers, scenario, scenario.__name__.removeprefix("scenario_"))

@@ -155,3 +155,17 @@ def test_records_are_slotted_dataclasses() -> None:
     for cls in ALL_RECORDS:
         assert dataclasses.is_dataclass(cls)
         assert "__slots__" in cls.__dict__
+
+
+@settings(max_examples=100, deadline=None)
+@given(bodies=st.lists(st.binary(max_size=50), max_size=8), chunk=st.integers(1, 17))
+def test_next_frame_takes_frames_one_by_one_across_any_chunking(bodies: list[bytes], chunk: int) -> None:
+    stream = b"".join(frame(b) for b in bodies)
+    reader = FrameReader(1000)
+    got: list[bytes] = []
+    for i in range(0, len(stream), chunk):
+        reader.feed(stream[i : i + chunk])
+        while (f := reader.next_frame()) is not None:
+            got.append(f)
+    assert got == bodies
+    assert reader.buffered == 0

@@ -24,7 +24,16 @@ from kazoo.security import make_digest_acl
 from tests.support.servers import ServerProcess, four_letter, make_server
 from tests.support.wire import WireClient
 from zkpy.proto.constants import OpCode
-from zkpy.proto.records import ACL, CreateRequest, DeleteRequest, ExistsRequest, GetDataRequest, Id, SetDataRequest
+from zkpy.proto.records import (
+    ACL,
+    CreateRequest,
+    CreateTTLRequest,
+    DeleteRequest,
+    ExistsRequest,
+    GetDataRequest,
+    Id,
+    SetDataRequest,
+)
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 
@@ -388,5 +397,138 @@ def test_srvr_is_the_only_default_four_letter_word(tmp_path: Path) -> None:
     try:
         assert "Mode: standalone" in four_letter(srv.host, srv.port, "srvr")
         assert "not in the whitelist" in four_letter(srv.host, srv.port, "ruok")
+    finally:
+        srv.stop()
+
+
+def test_ttl_node_is_removed_after_its_ttl_without_change(tmp_path: Path) -> None:
+    srv = make_server("zkpy", tmp_path / "ttl", extra_cfg={"extendedTypesEnabled": "true",
+                                                            "znode.container.checkIntervalMs": "100"})
+    srv.start()
+    c = WireClient(srv.host, srv.port).connect()
+    try:
+        assert c.call(OpCode.createTTL, CreateTTLRequest("/short", b"", OPEN, 5, 300)).err == 0
+        assert c.call(OpCode.createTTL, CreateTTLRequest("/long", b"", OPEN, 5, 3_600_000)).err == 0
+        assert wait_for(lambda: c.call(OpCode.exists, ExistsRequest("/short", False)).err == -101)
+        assert c.call(OpCode.exists, ExistsRequest("/long", False)).err == 0
+    finally:
+        c.close()
+        srv.stop()
+
+
+def test_super_digest_from_jvmflags_grants_everything(tmp_path: Path) -> None:
+    from zkpy.tree.acl import generate_digest
+
+    srv = make_server("zkpy", tmp_path / "super",
+                      env={"SERVER_JVMFLAGS": "-Dzookeeper.DigestAuthenticationProvider.superDigest="
+                                              + generate_digest("super:secret")})
+    srv.start()
+    owner = kazoo(srv, auth_data=[("digest", "alice:pw")])
+    admin = kazoo(srv, auth_data=[("digest", "super:secret")])
+    nobody = kazoo(srv)
+    try:
+        owner.create("/locked", b"x", acl=[make_digest_acl("alice", "pw", all=True)])
+        with pytest.raises(NoAuthError):
+            nobody.get("/locked")
+        assert admin.get("/locked")[0] == b"x"
+        admin.set("/locked", b"y")
+        admin.delete("/locked")
+    finally:
+        for z in (owner, admin, nobody):
+            z.stop()
+        srv.stop()
+
+
+def test_client_ahead_of_the_server_is_closed_without_an_answer(shared_zkpy_server: ServerProcess) -> None:
+    ahead = WireClient(shared_zkpy_server.host, shared_zkpy_server.port, last_zxid=1 << 40)
+    with pytest.raises(ConnectionError):
+        ahead.connect()
+
+
+def test_read_only_capable_client_gets_a_normal_session(shared_zkpy_server: ServerProcess) -> None:
+    c = WireClient(shared_zkpy_server.host, shared_zkpy_server.port, read_only=True).connect()
+    try:
+        assert c.call(OpCode.create, CreateRequest("/ro-client", b"", OPEN, 0)).err == 0
+    finally:
+        c.close()
+    old = WireClient(shared_zkpy_server.host, shared_zkpy_server.port, read_only=None).connect()
+    old.close()
+
+
+def test_config_with_only_its_own_server_line_runs_standalone(tmp_path: Path) -> None:
+    srv = make_server("zkpy", tmp_path / "own")
+    srv.data_dir.mkdir(parents=True)
+    (srv.data_dir / "myid").write_text("1\n")
+    srv.extra_cfg = {"server.1": f"127.0.0.1:{srv.port + 1}:{srv.port + 2}"}
+    srv.start()
+    try:
+        assert "Mode: standalone" in four_letter(srv.host, srv.port, "srvr")
+    finally:
+        srv.stop()
+
+
+def test_config_with_several_servers_is_refused_clearly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    srv = make_server("zkpy", tmp_path / "ens")
+    srv.data_dir.mkdir(parents=True)
+    (srv.data_dir / "myid").write_text("1\n")
+    srv.extra_cfg = {"server.1": "127.0.0.1:2888:3888", "server.2": "127.0.0.2:2888:3888",
+                     "server.3": "127.0.0.3:2888:3888", "initLimit": "5", "syncLimit": "2"}
+    srv.write_cfg()
+    out = subprocess.run([sys.executable, "-m", "zkpy", "server", str(srv.cfg_path)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2
+    assert "quorum mode" in out.stderr
+
+
+def test_bad_config_names_the_key_and_the_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text("dataDir=/tmp/x\nclientPort=2181\ntickTime=abc\n")
+    out = subprocess.run([sys.executable, "-m", "zkpy", "server", str(cfg)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 2
+    assert "zoo.cfg:3" in out.stderr and "tickTime" in out.stderr
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_client_that_never_reads_cannot_grow_server_memory_without_bound(tmp_path: Path) -> None:
+    srv = make_server("zkpy", tmp_path / "flood")
+    srv.start()
+    try:
+        assert srv.proc is not None
+        c = WireClient(srv.host, srv.port).connect()
+        c.call(OpCode.create, CreateRequest("/big", b"x" * 500_000, OPEN, 0))
+        before = rss_kb(srv.proc.pid)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        one = struct.pack(">ii", 1, OpCode.getData) + GetDataRequest("/big", False).to_bytes()
+        frame = struct.pack(">i", len(one)) + one
+        c.sock.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        # 4,000 reads of 500 kB would be 2 GB of answers if the server kept them all.
+        burst = frame * 4000
+        while sent < len(burst) and time.monotonic() < deadline:
+            try:
+                sent += c.sock.send(burst[sent:])
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(1.0)
+        grown_mb = (rss_kb(srv.proc.pid) - before) / 1024
+        assert grown_mb < 200, f"server grew by {grown_mb:.0f} MB for a client that does not read"
+        zk = kazoo(srv)
+        assert zk.exists("/big") is not None
+        zk.stop()
+        c.close_socket()
     finally:
         srv.stop()

@@ -18,28 +18,61 @@ class FrameError(ValueError):
 class FrameReader:
     """Splits a byte stream into frames no longer than ``max_frame_bytes``."""
 
-    __slots__ = ("_buf", "max_frame_bytes")
+    __slots__ = ("_buf", "_pos", "max_frame_bytes")
 
     def __init__(self, max_frame_bytes: int) -> None:
         self._buf = bytearray()
+        self._pos = 0  # start of the unconsumed bytes (next_frame consumes lazily)
         self.max_frame_bytes = max_frame_bytes
 
+    def _compact(self) -> None:
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+
     def feed(self, data: bytes) -> None:
+        if self._pos and self._pos >= len(self._buf):
+            self._buf.clear()
+            self._pos = 0
         self._buf += data
 
     @property
     def buffered(self) -> int:
         """Bytes held that do not yet make a whole frame."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     def peek_length(self) -> int | None:
         """The length field of the next frame, if its 4 bytes have arrived."""
-        if len(self._buf) < 4:
+        if len(self._buf) - self._pos < 4:
             return None
-        return _LEN.unpack_from(self._buf, 0)[0]
+        return _LEN.unpack_from(self._buf, self._pos)[0]
+
+    def next_frame(self) -> bytes | None:
+        """The next complete frame, or None; raises FrameError on a bad length.
+
+        Consumes by moving an offset, so taking many small frames one by one stays linear."""
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos < 4:
+            return None
+        (n,) = _LEN.unpack_from(buf, pos)
+        if n < 0 or n > self.max_frame_bytes:
+            raise FrameError(f"Len error {n}")
+        stop = pos + 4 + n
+        if stop > len(buf):
+            if pos > 65536:
+                self._compact()
+            return None
+        frame = bytes(buf[pos + 4 : stop])
+        self._pos = stop
+        if stop == len(buf):
+            buf.clear()
+            self._pos = 0
+        return frame
 
     def frames(self, limit: int = 1 << 30) -> list[bytes]:
         """Complete frames received so far (at most ``limit``); raises FrameError on a bad length."""
+        self._compact()
         buf = self._buf
         out: list[bytes] = []
         pos = 0
@@ -61,8 +94,9 @@ class FrameReader:
 
     def take_rest(self) -> bytes:
         """Everything buffered, emptying the reader."""
-        data = bytes(self._buf)
+        data = bytes(self._buf[self._pos :])
         self._buf.clear()
+        self._pos = 0
         return data
 
 

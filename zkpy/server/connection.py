@@ -55,6 +55,8 @@ _OP_NAMES = {
     OpCode.getAllChildrenNumber: "GETACN", OpCode.checkWatches: "CHKW", OpCode.removeWatches: "REMW",
     OpCode.whoAmI: "HOMI", OpCode.getEphemerals: "GETE",
 }
+# Answers buffered for one connection beyond which its further requests wait (per-client backpressure).
+OUTPUT_LIMIT_BYTES = 1 << 20
 # How long a connection may dawdle before completing its handshake (zookeeper.nio.sessionlessCnxnTimeout).
 SESSIONLESS_TIMEOUT_S = 10.0
 
@@ -124,8 +126,8 @@ class ClientConnection(asyncio.Protocol):
             return
         self.last_activity = time.monotonic()
         reader = self.reader
+        reader.feed(data)
         if self.state == NEW:
-            reader.feed(data)
             length = reader.peek_length()
             if length is None:
                 self._rearm_handshake_timer()
@@ -136,17 +138,27 @@ class ClientConnection(asyncio.Protocol):
                 self.server.run_four_letter_word(self, cmd, rest)
                 return
             self.state = HANDSHAKE_WAIT
-            data = b""
-        if data:
-            reader.feed(data)
-        try:
-            frames = reader.frames()
-        except FrameError as e:
-            log.info("closing %s:%s: %s", self.remote[0], self.remote[1], e)
-            self.close()
-            return
-        for frame in frames:
-            if self.closed:
+        self.process_frames()
+        if self.state == HANDSHAKE_WAIT and not self.closed:
+            self._rearm_handshake_timer()
+
+    def process_frames(self) -> None:
+        """Handle buffered frames until none is left or this connection must be held back.
+
+        The check runs between frames: a burst of small requests arriving in one read must
+        not produce unbounded output before backpressure applies."""
+        reader = self.reader
+        while not self.closed:
+            if self.state == ESTABLISHED and self._must_hold_back():
+                self._update_reading()
+                return
+            try:
+                frame = reader.next_frame()
+            except FrameError as e:
+                log.info("closing %s:%s: %s", self.remote[0], self.remote[1], e)
+                self.close()
+                return
+            if frame is None:
                 return
             self.packets_received += 1
             if self.state == ESTABLISHED:
@@ -157,8 +169,11 @@ class ClientConnection(asyncio.Protocol):
                 # A request before the session exists: ZooKeeper closes such a connection.
                 self.close()
                 return
-        if self.state == HANDSHAKE_WAIT and not self.closed:
-            self._rearm_handshake_timer()
+
+    def _must_hold_back(self) -> bool:
+        return (len(self.out) > OUTPUT_LIMIT_BYTES or self.write_paused
+                or len(self.queue) >= self.server.max_outstanding_per_connection
+                or self.server.over_global_limit())
 
     def eof_received(self) -> bool | None:
         return None  # close on EOF, like ZooKeeper
@@ -178,6 +193,8 @@ class ClientConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._update_reading()
+        if not self.paused_reading and self.reader.buffered:
+            self.process_frames()
 
     # ------------------------------------------------------------------ handshake
 
@@ -231,8 +248,6 @@ class ClientConnection(asyncio.Protocol):
             # Unknown opcode: ZooKeeper answers Unimplemented and closes the connection.
             self.send_reply(xid, server.last_zxid, errors.UnimplementedError.code)
             self.close_after_flush()
-            return
-        self._update_reading()
 
     def enqueue_write(self, pending: Pending) -> None:
         self.queue.append(pending)
@@ -275,8 +290,7 @@ class ClientConnection(asyncio.Protocol):
         t = self.transport
         if t is None or self.closed:
             return
-        should_pause = (self.write_paused or len(self.queue) >= self.server.max_outstanding_per_connection
-                        or self.server.over_global_limit())
+        should_pause = self._must_hold_back()
         if should_pause and not self.paused_reading:
             self.paused_reading = True
             t.pause_reading()
@@ -285,6 +299,9 @@ class ClientConnection(asyncio.Protocol):
             self.paused_reading = False
             t.resume_reading()
             self.server.paused.discard(self)
+            if self.reader.buffered:
+                # Frames that arrived before we held back are still waiting.
+                asyncio.get_running_loop().call_soon(self.process_frames)
 
     # ------------------------------------------------------------------ output
 

@@ -317,7 +317,8 @@ class ZooKeeperServer:
         self.stats.packets_received += 1
         try:
             packet = AuthPacket.from_bytes(body)
-            ids = self.auth.authenticate(packet.scheme or "", packet.auth or b"")
+            # ZooKeeper's providers fail on null auth data (zkCli's `addauth digest` with nothing).
+            ids = None if packet.auth is None else self.auth.authenticate(packet.scheme or "", packet.auth)
         except (DecodeError, UnicodeError):
             ids = None
         if ids is None:
