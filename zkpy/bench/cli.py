@@ -143,7 +143,7 @@ class RichUI(UI):
             self._progress = None
 
 
-def _endpoints(args: argparse.Namespace, base: Path, server_cpus: set[int] | None) -> list[Endpoint]:
+def _endpoints(args: argparse.Namespace, base: Path, server_cpus: set[int] | None, ui: UI) -> list[Endpoint]:
     kinds = ["zkpy", "apache"] if args.vs else [args.server]
     given = {"zkpy": args.zkpy, "apache": args.apache} if args.vs else {args.server: args.hosts}
     if "apache" in kinds and not given.get("apache") and not apache_available():
@@ -154,7 +154,9 @@ def _endpoints(args: argparse.Namespace, base: Path, server_cpus: set[int] | Non
             eps.append(Endpoint(kind, given[kind]))
             continue
         srv = make_server(kind, base / kind, cpus=server_cpus, apache_heap=args.apache_heap)
-        srv.start()
+        seconds = srv.start()
+        ui.note(f"started {kind} server pid {srv.pid} on {srv.hosts} in {seconds:.2f} s"
+                + (f", pinned to CPUs {sorted(server_cpus)}" if server_cpus else ""))
         eps.append(Endpoint(kind, srv.hosts, srv))
     return eps
 
@@ -187,7 +189,7 @@ def main(argv: list[str]) -> int:
     atexit.register(stop_all)
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        eps = _endpoints(args, base, server_cpus)
+        eps = _endpoints(args, base, server_cpus, ui)
         report: dict[str, Any] = {
             "command": "zkpy bench " + shlex.join(argv), "machine": machine_info(),
             "setup": {"pinning": f"server CPUs {sorted(server_cpus)}, load generator CPUs {sorted(client_cpus)}"

@@ -98,7 +98,10 @@ def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
                  progress: ProgressFn | None = None, total_ops: int = 0) -> RunResult:
     """Run ``workload`` with ``load.workers`` processes; ``total_ops`` > 0 makes a counted run
     (the memory run's populate: each worker creates its share, then stops)."""
-    ctx = mp.get_context("spawn")
+    # forkserver: workers fork from a clean single-threaded process with the client preloaded
+    # (no threads or locks inherited from us, and no per-worker interpreter start-up).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["zkpy.bench.worker"])
     q: Any = ctx.Queue()
     go = ctx.Event()
     start_at = ctx.Value("d", 0.0)
@@ -115,12 +118,17 @@ def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
         offset += n_ops if total_ops else 0
     procs = [ctx.Process(target=worker_main, args=(s, q, go, start_at), name=f"zkpy-bench-{s.index}",
                          daemon=True) for s in specs]
+    finished = False
+    started: list[Any] = []
     try:
         for p in procs:
             p.start()
+            started.append(p)
         results = _collect(q, go, start_at, procs, load, progress, total_ops)
+        finished = True
     finally:
-        _stop(procs)
+        # A worker interrupted half-way through start() has no PID here: it sees us gone and exits.
+        _stop(started, finished)
     return _merge(server, workload, results, load.rate)
 
 
@@ -166,10 +174,13 @@ def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
     return [results[i] for i in range(n)]
 
 
-def _stop(procs: list[Any]) -> None:
-    """Stop the workers we started, by their own process handle (PID); reap every one."""
+def _stop(procs: list[Any], finished: bool) -> None:
+    """Stop the workers we started, by their own process handle (PID); reap every one.
+
+    Finished workers are exiting by themselves; after an error or Ctrl-C they are told at once.
+    """
     for p in procs:
-        if p.pid is not None:
+        if finished:
             p.join(timeout=5.0)
     for p in procs:
         if p.is_alive():

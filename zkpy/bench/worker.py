@@ -10,6 +10,7 @@ CPU it used itself during the window (getrusage), so a saturated client is visib
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import resource
 import time
@@ -131,9 +132,12 @@ async def _report_progress(queue: Any, index: int, st: _State) -> None:
 
 async def _wait_go(go: Any, start_at: Any, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
+    parent = multiprocessing.parent_process()
     while not go.is_set():
         if time.monotonic() > deadline:
             raise TimeoutError("the parent never said go")
+        if parent is not None and not parent.is_alive():
+            raise RuntimeError("the bench process is gone")
         await asyncio.sleep(0.005)
     return int(start_at.value * 1e9)
 

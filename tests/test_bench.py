@@ -1,0 +1,121 @@
+"""`zkpy bench` end to end, briefly: it runs, reports sane numbers, and leaves no process behind.
+
+No timing thresholds: these check the tool, not the servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from zkpy.bench.histogram import LatencyHistogram
+from zkpy.bench.servers import apache_available
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--duration", "0.3", "--warmup", "0.1", "--workers", "1", "--sessions", "2", "--depth", "4",
+        "--znodes", "20"]
+PERCENTILE_ORDER = ["p50", "p90", "p99", "p99.9", "max"]
+
+
+def bench(*args: str, timeout_s: float = 120.0) -> dict:
+    out = subprocess.run([sys.executable, "-m", "zkpy", "bench", *args, "--json", "-q"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout_s)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def assert_sane(summary: dict) -> None:
+    assert summary["throughput"] > 0
+    assert summary["errors"] == 0
+    lat = [summary["latency_ms"][k] for k in PERCENTILE_ORDER]
+    assert lat == sorted(lat) and lat[0] > 0
+    for r in summary["rounds"]:
+        assert r["ops"] > 0 and r["window_s"] > 0
+        assert len(r["client_cpu_pct"]) == 1 and r["client_cpu_pct"][0] > 0
+
+
+def test_histogram_merges_workers_and_orders_percentiles() -> None:
+    a, b = LatencyHistogram(), LatencyHistogram()
+    for us in range(1, 1001):
+        a.record(us)
+        b.record(us * 10)
+    merged = LatencyHistogram()
+    merged.add_encoded(a.encode())
+    merged.add_encoded(b.encode())
+    s = merged.summary_ms()
+    assert merged.count == 2000
+    assert [s[k] for k in PERCENTILE_ORDER] == sorted(s[k] for k in PERCENTILE_ORDER)
+    assert s["p50"] == pytest.approx(0.91, rel=0.01)  # 1,100 of the 2,000 values are <= 1 ms
+    assert s["max"] == pytest.approx(10.0, rel=0.01)
+
+
+def test_bench_against_zkpy_reports_every_workload_and_memory() -> None:
+    rep = bench(*TINY, "--rounds", "1", "--workload", "read,write,create-delete,mixed,watch,connect,memory",
+                "--memory-znodes", "300")
+    assert rep["command"].startswith("zkpy bench ")
+    assert {"nproc", "cpu_model", "kernel", "python", "java"} <= set(rep["machine"])
+    assert set(rep["workloads"]) == {"read", "write", "create-delete", "mixed", "watch", "connect"}
+    for wl, d in rep["workloads"].items():
+        assert set(d) == {"zkpy"}, wl
+        assert_sane(d["zkpy"])
+    assert rep["workloads"]["watch"]["zkpy"]["events_per_s"] > 0
+    mem = rep["memory"]["zkpy"]
+    assert mem["znodes"] == 300 and mem["node_count"] >= 300
+    assert mem["rss_after"] > 0 and mem["empty_start_s"] > 0
+    assert len(mem["recovery_log_s"]) == 1 and len(mem["recovery_snapshot_s"]) == 1
+    assert "targets" not in rep
+
+
+@pytest.mark.apache
+@pytest.mark.skipif(not apache_available(), reason="Apache ZooKeeper 3.8 is not installed")
+def test_bench_vs_apache_alternates_rounds_and_gives_ratios() -> None:
+    rep = bench(*TINY, "--vs", "--rounds", "2", "--workload", "read", "--same-load", "0.5")
+    d = rep["workloads"]["read"]
+    for kind in ("zkpy", "apache"):
+        assert_sane(d[kind])
+        assert len(d[kind]["rounds"]) == 2
+        assert d["same_load"][kind]["offered_rate"] == d["same_load"]["rate"] > 0
+    assert d["ratio"]["throughput"] > 0 and d["ratio"]["p99"] > 0 and d["ratio"]["p99_same_load"] > 0
+    names = [t["name"] for t in rep["targets"]]
+    assert names == ["read throughput", "read p99 at the same offered load"]
+    assert all(t["met"] in (True, False) for t in rep["targets"])
+
+
+def test_ensemble_mode_refuses_clearly_until_zkpy_has_quorum() -> None:
+    out = subprocess.run([sys.executable, "-m", "zkpy", "bench", "--vs", "--ensemble"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "quorum" in out.stderr
+
+
+def test_interrupted_bench_stops_the_server_it_started() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "zkpy", "bench", *TINY, "--duration", "60", "-w", "read"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        deadline = time.monotonic() + 60
+        while pid is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            m = re.search(r"server pid (\d+)", line)
+            if m:
+                pid = int(m.group(1))
+            elif not line and proc.poll() is not None:
+                break
+        assert pid is not None, "the bench never said which server it started"
+        time.sleep(1.0)  # into the run: workers started
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
