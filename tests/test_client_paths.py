@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkpy.client import paths as P
 from zkpy.client.hosts import HostProvider, parse_connect_string
+from zkpy.proto import paths as P
 
 
 def _reason(path: str, sequential: bool = False, fast: bool = True) -> str | None:

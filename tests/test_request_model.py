@@ -28,7 +28,8 @@ set_data = st.builds(lambda p, d, v: (OpCode.setData, SetDataRequest(p, d, v)),
 check = st.builds(lambda p, v: (OpCode.check, CheckVersionRequest(p, v)), st.sampled_from(PATHS),
                   st.integers(-1, 2))
 single = st.one_of(create, delete, set_data)
-multi = st.lists(st.one_of(create, delete, set_data, check), min_size=1, max_size=4).map(lambda ops: (OpCode.multi, ops))
+multi = st.lists(st.one_of(create, delete, set_data, check), min_size=1, max_size=4).map(
+    lambda ops: (OpCode.multi, ops))
 request = st.one_of(single, single, multi)
 
 

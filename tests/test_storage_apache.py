@@ -32,11 +32,11 @@ from zkpy.proto.records import (
     StatPersisted,
     TxnHeader,
 )
+from zkpy.proto.txns import decode_multi, encode_multi
 from zkpy.storage import inspect as zk_inspect
 from zkpy.storage.recovery import recover
 from zkpy.storage.snapshot import read_snapshot, write_snapshot
 from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter
-from zkpy.storage.txns import decode_multi, encode_multi
 
 kazoo = pytest.importorskip("kazoo.client")
 from kazoo.protocol.serialization import Create, long_struct  # noqa: E402

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from zkpy.proto.constants import OpCode
 from zkpy.proto.records import ACL, CreateTxn, DeleteTxn, Id, SetDataTxn, TxnDigest, TxnHeader
+from zkpy.proto.txns import encode_txn
 from zkpy.storage.errors import CorruptLogError, StorageError
 from zkpy.storage.txnlog import (
     FILE_HEADER_SIZE,
@@ -25,7 +26,6 @@ from zkpy.storage.txnlog import (
     padded_size,
     truncate_log,
 )
-from zkpy.storage.txns import encode_txn
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 PREALLOC = 64 * 1024

@@ -22,7 +22,7 @@ from zkpy.proto.records import (
     TxnDigest,
     TxnHeader,
 )
-from zkpy.storage.txns import TxnDecodeError, decode_multi, decode_txn, encode_multi, encode_txn
+from zkpy.proto.txns import TxnDecodeError, decode_multi, decode_txn, encode_multi, encode_txn
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 MIXED = [ACL(1, Id("world", "anyone")), ACL(31, Id("digest", "u:h=")), ACL(3, Id("ip", "10.0.0.0/8"))]

@@ -11,6 +11,7 @@ Synchronous file I/O, meant to run on a worker thread.  Modules:
 - ``inspect``: ``main`` printing snapshots and logs like SnapshotFormatter / TxnLogToolkit
 """
 
+from zkpy.proto.txns import LogEntry, decode_multi, decode_txn, encode_multi, encode_txn
 from zkpy.storage.errors import CorruptLogError, CorruptSnapshotError, StorageError, UnrecoverableError
 from zkpy.storage.files import DataDirs, open_data_dirs
 from zkpy.storage.recovery import Recovery, RecoveryReport, recover
@@ -24,7 +25,6 @@ from zkpy.storage.snapshot import (
     write_snapshot,
 )
 from zkpy.storage.txnlog import LogEnd, LogFileReader, TxnLogIterator, TxnLogWriter, last_logged_zxid, truncate_log
-from zkpy.storage.txns import LogEntry, decode_multi, decode_txn, encode_multi, encode_txn
 
 __all__ = [
     "CorruptLogError",

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zkpy.proto.txns import LogEntry
 from zkpy.storage.errors import CorruptSnapshotError, UnrecoverableError
 from zkpy.storage.files import DataDirs, fsync_dir, list_logs, list_snapshots, open_data_dirs
 from zkpy.storage.snapshot import Snapshot, SnapshotReader, is_valid_snapshot_tail
 from zkpy.storage.txnlog import FILE_HEADER_SIZE, LogEnd, TxnLogIterator, last_logged_zxid
-from zkpy.storage.txns import LogEntry
 
 __all__ = ["Recovery", "RecoveryReport", "check_data_dir", "load_full_snapshot", "recover"]
 

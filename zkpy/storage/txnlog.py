@@ -35,9 +35,9 @@ from pathlib import Path
 
 from zkpy.proto.jute import MAX_BUFFER_DEFAULT
 from zkpy.proto.records import FileHeader, TxnDigest, TxnHeader
+from zkpy.proto.txns import LogEntry, TxnDecodeError, decode_txn, encode_txn_into
 from zkpy.storage.errors import CorruptLogError, StorageError
 from zkpy.storage.files import fsync_dir, list_logs, log_name
-from zkpy.storage.txns import LogEntry, TxnDecodeError, decode_txn, encode_txn_into
 
 __all__ = [
     "PREALLOC_DEFAULT_BYTES",

@@ -31,6 +31,7 @@ from zkpy.proto.records import (
     StatPersisted,
     TxnHeader,
 )
+from zkpy.proto.txns import decode_multi
 from zkpy.tree.acl import OPEN_ACL_UNSAFE_ID, READ_ACL_UNSAFE, AclCache
 from zkpy.tree.node import (
     EPHEMERAL_CONTAINER,
@@ -69,20 +70,6 @@ class TxnResult:
     path: str | None = None
     stat: bytes | None = None
     multi: list[TxnResult] | None = None
-
-
-# Txn records by type for the sub-transactions of a multi (DataTree.processTxn).
-_SUBTXN_RECORDS = {
-    OpCode.create: CreateTxn,
-    OpCode.create2: CreateTxn,
-    OpCode.createTTL: CreateTTLTxn,
-    OpCode.createContainer: CreateContainerTxn,
-    OpCode.delete: DeleteTxn,
-    OpCode.deleteContainer: DeleteTxn,
-    OpCode.setData: SetDataTxn,
-    OpCode.check: CheckVersionTxn,
-    OpCode.error: ErrorTxn,
-}
 
 
 def _parse_stats(text: str) -> dict[str, int]:
@@ -252,7 +239,7 @@ class DataTree:
         # createSession and anything else leave the tree alone.
 
     def _apply_multi(self, txn: MultiTxn, hdr: TxnHeader, rc: TxnResult) -> None:
-        subs = [(t.type, _SUBTXN_RECORDS[t.type].from_bytes(t.data or b"")) for t in txn.txns or ()]
+        subs = decode_multi(txn)
         failed = any(t == OpCode.error for t, _ in subs)
         post_failed = False
         rc.multi = []
@@ -300,13 +287,7 @@ class DataTree:
         self.node_count += 1
         self.approximate_data_size += len(path) + data_length(node.data)
         if owner:
-            kind = ephemeral_type(owner, self.extended_types)
-            if kind == EPHEMERAL_CONTAINER:
-                self.containers.add(path)
-            elif kind == EPHEMERAL_TTL:
-                self.ttls.add(path)
-            elif kind == EPHEMERAL_NORMAL:
-                self.ephemerals.setdefault(owner, set()).add(path)
+            self._track_owner(path, owner)
         if parent_path.startswith(QUOTA_ROOT):
             if name == LIMIT_NODE:
                 self.quota_paths.add(parent_path[len(QUOTA_ROOT) :])
@@ -317,6 +298,16 @@ class DataTree:
         if self.listener is not None:
             self.listener.node_created(path)
         return node
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        """Index a node by what its ephemeralOwner makes it: container, TTL or a session's ephemeral."""
+        kind = ephemeral_type(owner, self.extended_types)
+        if kind == EPHEMERAL_CONTAINER:
+            self.containers.add(path)
+        elif kind == EPHEMERAL_TTL:
+            self.ttls.add(path)
+        elif kind == EPHEMERAL_NORMAL:
+            self.ephemerals.setdefault(owner, set()).add(path)
 
     def delete_node(self, path: str, zxid: int) -> None:
         i = path.rfind("/")
@@ -487,12 +478,5 @@ class DataTree:
         self.acls.add_usage(acl_id)
         self.node_count += 1
         self.approximate_data_size += len(path) + data_length(data)
-        owner = stat.ephemeralOwner
-        if owner:
-            kind = ephemeral_type(owner, self.extended_types)
-            if kind == EPHEMERAL_CONTAINER:
-                self.containers.add(path)
-            elif kind == EPHEMERAL_TTL:
-                self.ttls.add(path)
-            elif kind == EPHEMERAL_NORMAL:
-                self.ephemerals.setdefault(owner, set()).add(path)
+        if stat.ephemeralOwner:
+            self._track_owner(path, stat.ephemeralOwner)
