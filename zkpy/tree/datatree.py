@@ -160,15 +160,30 @@ class DataTree:
         return self.ephemerals.get(session_id, set())
 
     def iter_nodes(self) -> Iterator[tuple[str, Node]]:
-        """Every (path, node), parents before children (for snapshots and dumps)."""
-        stack: list[tuple[str, Node]] = [("/", self.root)]
+        """Every (path, node), parents before children (for snapshots and dumps).
+
+        Safe while the tree changes between steps (fuzzy snapshots): each directory's names
+        are copied when it is entered and a child deleted since is skipped.  Paths are built
+        one at a time, so a directory with a million children costs one key copy up front,
+        not a million strings."""
+        yield "/", self.root
+        stack: list[tuple[str, list[str], int, Node]] = []
+        if self.root.children:
+            stack.append(("", list(self.root.children), 0, self.root))
         while stack:
-            path, node = stack.pop()
-            yield path, node
-            ch = node.children
-            if ch:
-                prefix = "" if path == "/" else path
-                stack.extend((f"{prefix}/{name}", child) for name, child in reversed(list(ch.items())))
+            prefix, names, i, parent = stack[-1]
+            if i >= len(names):
+                stack.pop()
+                continue
+            stack[-1] = (prefix, names, i + 1, parent)
+            ch = parent.children
+            child = ch.get(names[i]) if ch else None
+            if child is None:
+                continue
+            path = f"{prefix}/{names[i]}"
+            yield path, child
+            if child.children:
+                stack.append((path, list(child.children), 0, child))
 
     # ------------------------------------------------------------------ apply
 
