@@ -27,6 +27,15 @@ class Summary:
     client_cpu_pct: float = 0.0  # mean over rounds of the workers' sum, % of one core
     errors: int = 0
     offered_rate: float = 0.0
+    server_cpu_pct: float | None = None
+    other_cpu_pct: float | None = None
+
+    @property
+    def server_cpu_us_per_req(self) -> float | None:
+        """Server CPU per request: what a request costs the server, however busy the machine was."""
+        if self.server_cpu_pct is None or not self.throughput:
+            return None
+        return self.server_cpu_pct / 100.0 / self.throughput * 1e6
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,6 +43,8 @@ class Summary:
             "throughput_max": round(self.throughput_max, 1), "latency_ms": self.latency_ms,
             "events_per_s": round(self.events_per_s, 1), "client_cpu_pct": round(self.client_cpu_pct, 1),
             "errors": self.errors, "offered_rate": round(self.offered_rate, 1),
+            "server_cpu_pct": _round(self.server_cpu_pct), "other_cpu_pct": _round(self.other_cpu_pct),
+            "server_cpu_us_per_req": _round(self.server_cpu_us_per_req),
             "rounds": [r.to_json() for r in self.rounds],
         }
 
@@ -50,7 +61,18 @@ def summarize(rounds: list[RunResult]) -> Summary:
         throughput_min=min(tps), throughput_max=max(tps), latency_ms=hist.summary_ms(),
         events_per_s=mean(r.events_per_s for r in rounds),
         client_cpu_pct=mean(sum(r.client_cpu_pct) for r in rounds),
-        errors=sum(r.errors for r in rounds), offered_rate=first.offered_rate)
+        errors=sum(r.errors for r in rounds), offered_rate=first.offered_rate,
+        server_cpu_pct=_mean_known([r.server_cpu_pct for r in rounds]),
+        other_cpu_pct=_mean_known([r.other_cpu_pct for r in rounds]))
+
+
+def _mean_known(xs: list[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return mean(known) if known else None
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
 
 
 def ratio(a: float, b: float) -> float | None:

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from zkpy.bench.cpu import load_average
 from zkpy.bench.report import machine_info, render
 from zkpy.bench.runner import BenchError, LoadConfig, ProgressFn
 from zkpy.bench.servers import APACHE_HEAP_DEFAULT, apache_available, make_server, stop_all
@@ -67,10 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pin", action="store_true",
                    help="pin the server(s) to CPU 0 and the load generator to the other CPUs")
     g.add_argument("--dir", help="where servers keep data (default: a temporary directory, removed after)")
+    g.add_argument("--wait-quiet", type=float, default=0.0, metavar="PCT",
+                   help="before each round wait (up to 2 min) until the machine's busy CPU is below PCT%% of "
+                   "one core (for shared machines)")
     g.add_argument("--apache-heap", default=APACHE_HEAP_DEFAULT, help="Apache's -Xmx (default %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     g.add_argument("--output", help="also write the JSON report to this file")
+    g.add_argument("--profile", metavar="DIR", help="sample the zkpy server with py-spy every round; collapsed "
+                   "stacks and a summary into DIR (pip install py-spy)")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
     return p
 
@@ -182,7 +188,8 @@ def main(argv: list[str]) -> int:
     memory_load = LoadConfig(workers=args.workers, sessions=args.sessions, depth=args.depth, warmup_s=0.0,
                              duration_s=3600.0, client_cpus=client_cpus, params=params)
     cfg = SuiteConfig(workloads=workloads, load=load, rounds=args.rounds, same_load_fraction=args.same_load,
-                      memory_znodes=args.memory_znodes, memory_load=memory_load)
+                      memory_znodes=args.memory_znodes, memory_load=memory_load, quiet_below_pct=args.wait_quiet,
+                      profile_dir=Path(args.profile) if args.profile else None)
     ui = RichUI(args.quiet or (args.json and not sys.stderr.isatty()))
     tmp = None if args.dir else tempfile.TemporaryDirectory(prefix="zkpy-bench-")
     base = Path(args.dir) if args.dir else Path(tmp.name)  # type: ignore[union-attr]
@@ -196,7 +203,7 @@ def main(argv: list[str]) -> int:
                       if server_cpus and client_cpus else "none", "workers": args.workers,
                       "sessions": args.sessions, "depth": args.depth, "duration_s": args.duration,
                       "warmup_s": args.warmup, "rounds": args.rounds, "value_size": args.value_size,
-                      "znodes": args.znodes, "forceSync": "yes",
+                      "znodes": args.znodes, "forceSync": "yes", "load_average_1m": round(load_average(), 2),
                       "servers": ", ".join(f"{e.kind} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
         }
         report.update(run_suite(eps, cfg, ui))

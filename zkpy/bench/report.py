@@ -43,6 +43,23 @@ def _lat_cells(lat: dict[str, float]) -> list[str]:
     return [_f(lat.get(k)) for k in ("p50", "p90", "p99", "p99.9", "max")]
 
 
+CPU_HEAD = ["client CPU", "server CPU", "other CPU", "server CPU us/req"]
+
+
+def _ratio_cell(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}x"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}%"
+
+
+def _cpu_cells(s: dict[str, Any]) -> list[str]:
+    us = s.get("server_cpu_us_per_req")
+    return [_pct(s.get("client_cpu_pct")), _pct(s.get("server_cpu_pct")), _pct(s.get("other_cpu_pct")),
+            "-" if us is None else f"{us:.1f}"]
+
+
 def _throughput_table(workloads: dict[str, Any]) -> list[str]:
     rows = []
     for wl, d in workloads.items():
@@ -52,15 +69,14 @@ def _throughput_table(workloads: dict[str, Any]) -> list[str]:
                 continue
             tp = f"{s['throughput']:,.0f} ({s['throughput_min']:,.0f}-{s['throughput_max']:,.0f})"
             extra = f"{s['events_per_s']:,.0f} events/s" if wl == "watch" else ""
-            rows.append([wl, server, tp, *_lat_cells(s["latency_ms"]), f"{s['client_cpu_pct']:.0f}%",
-                         str(s["errors"]), extra])
+            rows.append([wl, server, tp, *_lat_cells(s["latency_ms"]), *_cpu_cells(s), str(s["errors"]), extra])
         r = d.get("ratio")
         if r:
             extra = f"events {_f(r.get('events_per_s'))}x" if "events_per_s" in r else ""
             rows.append([wl, "**zkpy/ZK**", f"**{_f(r['throughput'])}x**", "", "", f"**{_f(r['p99'])}x**",
-                         "", "", "", "", extra])
+                         "", "", "", "", "", _ratio_cell(r.get("server_cpu_per_req")), "", extra])
     head = ["workload", "server", "req/s mean (min-max)", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-            "client CPU", "errors", "note"]
+            *CPU_HEAD, "errors", "note"]
     return _table(head, rows)
 
 
@@ -73,12 +89,13 @@ def _same_load_table(workloads: dict[str, Any]) -> list[str]:
         for server in ("zkpy", "apache"):
             s = sl[server]
             rows.append([wl, f"{sl['rate']:,}", server, f"{s['throughput']:,.0f}", *_lat_cells(s["latency_ms"]),
-                         f"{s['client_cpu_pct']:.0f}%"])
-        rows.append([wl, "", "**zkpy/ZK**", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "", ""])
+                         *_cpu_cells(s)])
+        rows.append([wl, "", "**zkpy/ZK**", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "", "",
+                     "", "", "", ""])
     if not rows:
         return []
     head = ["workload", "offered req/s", "server", "done req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-            "client CPU"]
+            *CPU_HEAD]
     return _table(head, rows)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkpy.bench.cpu import CpuSample, sample
 from zkpy.bench.histogram import LatencyHistogram
 from zkpy.bench.worker import WorkerResult, WorkerSpec, worker_main
 from zkpy.bench.workloads import Params
@@ -62,6 +63,9 @@ class RunResult:
     client_cpus: list[list[int]] = field(default_factory=list)
     offered_rate: float = 0.0
     first_error: str = ""
+    server_cpu_pct: float | None = None  # the server process, % of one core (servers we started)
+    other_cpu_pct: float | None = None  # the rest of the machine: neither server nor load generator
+    profile: dict[str, Any] | None = None  # py-spy summary of the server (--profile)
     hist: LatencyHistogram | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -72,6 +76,9 @@ class RunResult:
             "watches": self.watches, "client_cpu_pct": [round(c, 1) for c in self.client_cpu_pct],
             "client_cpus": self.client_cpus, "offered_rate": self.offered_rate,
             "first_error": self.first_error,
+            "server_cpu_pct": None if self.server_cpu_pct is None else round(self.server_cpu_pct, 1),
+            "other_cpu_pct": None if self.other_cpu_pct is None else round(self.other_cpu_pct, 1),
+            **({"profile": self.profile} if self.profile else {}),
         }
 
 
@@ -95,7 +102,8 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
 
 
 def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
-                 progress: ProgressFn | None = None, total_ops: int = 0) -> RunResult:
+                 progress: ProgressFn | None = None, total_ops: int = 0, server_pid: int | None = None
+                 ) -> RunResult:
     """Run ``workload`` with ``load.workers`` processes; ``total_ops`` > 0 makes a counted run
     (the memory run's populate: each worker creates its share, then stops)."""
     # forkserver: workers fork from a clean single-threaded process with the client preloaded
@@ -124,16 +132,25 @@ def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
         for p in procs:
             p.start()
             started.append(p)
-        results = _collect(q, go, start_at, procs, load, progress, total_ops)
+        results, cpu = _collect(q, go, start_at, procs, load, progress, total_ops, server_pid)
         finished = True
     finally:
         # A worker interrupted half-way through start() has no PID here: it sees us gone and exits.
         _stop(started, finished)
-    return _merge(server, workload, results, load.rate)
+    res = _merge(server, workload, results, load.rate)
+    if cpu is not None:
+        s0, s1 = cpu
+        if server_pid is not None:
+            res.server_cpu_pct = s0.server_pct(s1)
+        server_pct = res.server_cpu_pct or 0.0
+        res.other_cpu_pct = max(0.0, s0.busy_pct(s1) - server_pct - sum(res.client_cpu_pct))
+    return res
 
 
 def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
-             progress: ProgressFn | None, total_ops: int) -> list[WorkerResult]:
+             progress: ProgressFn | None, total_ops: int, server_pid: int | None
+             ) -> tuple[list[WorkerResult], tuple[CpuSample, CpuSample] | None]:
+    """Wait for the workers; also sample CPU over (about) the measured window."""
     n = len(procs)
     ready: set[int] = set()
     results: dict[int, WorkerResult] = {}
@@ -141,7 +158,11 @@ def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
     deadline = time.monotonic() + START_TIMEOUT_S
     run_s = load.warmup_s + load.duration_s
     t_go = 0.0
+    s0: CpuSample | None = None
+    s1: CpuSample | None = None
     while len(results) < n:
+        if t_go and s0 is None and time.monotonic() >= t_go + (0.0 if total_ops else load.warmup_s):
+            s0 = sample(server_pid)
         if time.monotonic() > deadline:
             raise BenchError(f"workers did not finish in time ({len(ready)}/{n} ready, {len(results)} done)")
         try:
@@ -163,6 +184,8 @@ def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
         elif kind == "progress":
             sent[idx] = payload
         elif kind == "result":
+            if s1 is None:
+                s1 = sample(server_pid)
             results[idx] = payload
         if progress is not None and t_go:
             done_ops = sum(sent.values())
@@ -171,7 +194,8 @@ def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
             else:
                 el = max(0.0, time.monotonic() - t_go)
                 progress(min(el, run_s), run_s, f"{done_ops / max(el, 1e-3):,.0f} req/s")
-    return [results[i] for i in range(n)]
+    cpu = (s0, s1) if s0 is not None and s1 is not None else None
+    return [results[i] for i in range(n)], cpu
 
 
 def _stop(procs: list[Any], finished: bool) -> None:

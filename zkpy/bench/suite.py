@@ -7,11 +7,15 @@ caller (``servers.stop_all`` in a ``finally``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from zkpy.bench.aggregate import TARGET_WORKLOADS, Summary, ratio, summarize, targets
+from zkpy.bench.cpu import wait_until_quiet
 from zkpy.bench.memory import MemoryResult, populate_and_measure, time_recovery
+from zkpy.bench.profile import Profiler
 from zkpy.bench.runner import LoadConfig, ProgressFn, RunResult, run_workload
 from zkpy.bench.servers import ServerProcess
 from zkpy.bench.workloads import THROUGHPUT_WORKLOADS, cleanup, prepare
@@ -35,6 +39,11 @@ class SuiteConfig:
     same_load_fraction: float = 0.0  # > 0: re-run at this share of the slower server's throughput
     memory_znodes: int = 1_000_000
     memory_load: LoadConfig = field(default_factory=LoadConfig)
+    # > 0: before each round, wait (bounded) until other work on the machine uses less CPU than
+    # this (% of one core): on a shared 2-core machine other people's tests move results a lot.
+    quiet_below_pct: float = 0.0
+    quiet_max_wait_s: float = 120.0
+    profile_dir: Path | None = None  # py-spy the zkpy server we started, every round, into here
 
 
 class UI:
@@ -48,31 +57,51 @@ class UI:
     def done(self) -> None: ...
 
 
-def _run_round(ep: Endpoint, wl: str, load: LoadConfig, ui: UI, label: str) -> RunResult:
+def _run_round(ep: Endpoint, wl: str, load: LoadConfig, ui: UI, label: str, cfg: SuiteConfig) -> RunResult:
+    if cfg.quiet_below_pct > 0:
+        waited, busy = wait_until_quiet(cfg.quiet_below_pct, cfg.quiet_max_wait_s)
+        if waited > 1.5:
+            ui.note(f"{label}: waited {waited:.0f} s for a quieter machine (busy {busy:.0f}% of a core)")
+    profiler = None
+    pid = ep.server.pid if ep.server else None
+    if cfg.profile_dir is not None and ep.kind == "zkpy" and pid is not None:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+        profiler = Profiler(pid, cfg.profile_dir / f"{slug}.txt", load.warmup_s + load.duration_s + 1.0)
+        profiler.start()
     progress = ui.round(label)
     try:
-        r = run_workload(ep.hosts, wl, load, ep.kind, progress)
+        r = run_workload(ep.hosts, wl, load, ep.kind, progress, server_pid=pid)
     finally:
         ui.done()
+        if profiler is not None:
+            prof = profiler.finish()
+    if profiler is not None:
+        r.profile = prof
+        top = ", ".join(f"{n} {p}%" for n, p in prof.get("self_pct", [])[:5])
+        ui.note(f"{label}: profile ({prof.get('samples', 0)} samples), top self time: {top}")
     lat = r.latency_ms
     ui.note(f"{label}: {r.throughput:,.0f}/s  p50 {lat['p50']:.2f} ms  p99 {lat['p99']:.2f} ms  "
-            f"client CPU {sum(r.client_cpu_pct):.0f}%" + (f"  errors {r.errors}" if r.errors else ""))
+            f"client CPU {sum(r.client_cpu_pct):.0f}%"
+            + (f"  server CPU {r.server_cpu_pct:.0f}%" if r.server_cpu_pct is not None else "")
+            + (f"  other CPU {r.other_cpu_pct:.0f}%" if r.other_cpu_pct is not None else "")
+            + (f"  errors {r.errors}" if r.errors else ""))
     return r
 
 
-def _alternate(eps: list[Endpoint], wl: str, load: LoadConfig, rounds: int, ui: UI, tag: str = ""
+def _alternate(eps: list[Endpoint], wl: str, load: LoadConfig, cfg: SuiteConfig, ui: UI, tag: str = ""
                ) -> dict[str, Summary]:
+    rounds = cfg.rounds
     got: dict[str, list[RunResult]] = {ep.kind: [] for ep in eps}
     for rnd in range(rounds):
         for ep in eps:
-            got[ep.kind].append(_run_round(ep, wl, load, ui, f"{ep.kind} {wl}{tag} round {rnd + 1}/{rounds}"))
+            got[ep.kind].append(_run_round(ep, wl, load, ui, f"{ep.kind} {wl}{tag} round {rnd + 1}/{rounds}", cfg))
     return {k: summarize(v) for k, v in got.items()}
 
 
 def _throughput_workload(eps: list[Endpoint], wl: str, cfg: SuiteConfig, ui: UI) -> dict[str, Any]:
     for ep in eps:
         run_async(prepare(ep.hosts, wl, cfg.load.params))
-    sums = _alternate(eps, wl, cfg.load, cfg.rounds, ui)
+    sums = _alternate(eps, wl, cfg.load, cfg, ui)
     out: dict[str, Any] = {k: s.to_json() for k, s in sums.items()}
     if len(eps) == 2:
         z, a = sums["zkpy"], sums["apache"]
@@ -80,12 +109,14 @@ def _throughput_workload(eps: list[Endpoint], wl: str, cfg: SuiteConfig, ui: UI)
             "throughput": ratio(z.throughput, a.throughput),
             "p99": ratio(z.latency_ms["p99"], a.latency_ms["p99"]),
         }
+        if z.server_cpu_us_per_req and a.server_cpu_us_per_req:
+            rat["server_cpu_per_req"] = ratio(z.server_cpu_us_per_req, a.server_cpu_us_per_req)
         if wl == "watch":
             rat["events_per_s"] = ratio(z.events_per_s, a.events_per_s)
         if cfg.same_load_fraction > 0 and wl in TARGET_WORKLOADS and z.throughput and a.throughput:
             rate = round(cfg.same_load_fraction * min(z.throughput, a.throughput))
             ui.note(f"{wl}: same offered load for both, {rate:,} requests/s")
-            fixed = _alternate(eps, wl, replace(cfg.load, rate=float(rate)), cfg.rounds, ui, f" @{rate}/s")
+            fixed = _alternate(eps, wl, replace(cfg.load, rate=float(rate)), cfg, ui, f" @{rate}/s")
             out["same_load"] = {"rate": rate, **{k: s.to_json() for k, s in fixed.items()}}
             rat["p99_same_load"] = ratio(fixed["zkpy"].latency_ms["p99"], fixed["apache"].latency_ms["p99"])
         out["ratio"] = rat

@@ -1,0 +1,77 @@
+"""CPU accounting from /proc: the server's own CPU, and what the rest of the machine did.
+
+The machine may be shared (other people's tests), and on 2 cores that decides a result:
+each round reports the server's CPU and the CPU used by processes that are neither the
+server nor the load generator, so a disturbed round is visible in the report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CpuSample", "load_average", "sample", "wait_until_quiet"]
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    at_s: float  # seconds the machine was busy or idle, summed over CPUs, as a clock
+    busy_s: float  # all CPUs, all processes
+    server_s: float  # the server process (every thread); 0 when unknown
+
+    def server_pct(self, later: CpuSample) -> float:
+        """The server's CPU between two samples, in % of one core."""
+        return 100.0 * (later.server_s - self.server_s) / max(self.wall_s(later), 1e-9)
+
+    def busy_pct(self, later: CpuSample) -> float:
+        return 100.0 * (later.busy_s - self.busy_s) / max(self.wall_s(later), 1e-9)
+
+    def wall_s(self, later: CpuSample) -> float:
+        return (later.at_s - self.at_s) / max(1, os.cpu_count() or 1)
+
+
+def _machine() -> tuple[float, float]:
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+    total = sum(ticks)
+    idle = ticks[3] + ticks[4]
+    return total / _TICKS_PER_S, (total - idle) / _TICKS_PER_S
+
+
+def _process_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name (which may hold spaces) start at ")".
+    rest = stat.rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / _TICKS_PER_S  # utime, stime
+
+
+def sample(server_pid: int | None) -> CpuSample:
+    at, busy = _machine()
+    return CpuSample(at_s=at, busy_s=busy, server_s=_process_s(server_pid))
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def wait_until_quiet(busy_below_pct: float, max_wait_s: float, step_s: float = 1.0) -> tuple[float, float]:
+    """Wait (at most ``max_wait_s``) until the machine's busy CPU over ``step_s`` is below the
+    threshold (% of one core); the seconds waited and the last busy figure."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        a = sample(None)
+        time.sleep(step_s)
+        busy = a.busy_pct(sample(None))
+        waited = time.monotonic() - start
+        if busy < busy_below_pct or waited >= max_wait_s:
+            return waited, busy
