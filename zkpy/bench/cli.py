@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--same-load", type=float, default=0.0, metavar="FRACTION",
                    help="with --vs: also run read/write/create-delete/mixed at FRACTION x the slower server's "
                    "throughput, the same offered load for both, for the p99 ratio (e.g. 0.7)")
+    g.add_argument("--full-client", action="store_true",
+                   help="read/write/mixed/watch through the client's public API (argument checks, replies "
+                   "decoded) instead of pre-encoded requests and undecoded replies: a heavier load generator")
     g.add_argument("--max-ops", type=int, default=50_000_000, help="bound on requests per worker")
     g = p.add_argument_group("data")
     g.add_argument("--value-size", type=int, default=100, help="bytes per znode (default 100)")
@@ -180,7 +183,8 @@ def main(argv: list[str]) -> int:
     except BenchError as e:
         print(f"zkpy bench: {e}", file=sys.stderr)
         return 2
-    params = Params(znodes=args.znodes, value_size=args.value_size, read_ratio=args.read_ratio)
+    params = Params(znodes=args.znodes, value_size=args.value_size, read_ratio=args.read_ratio,
+                    lean=not args.full_client)
     load = LoadConfig(workers=args.workers, sessions=args.sessions, depth=args.depth, warmup_s=args.warmup,
                       duration_s=args.duration, rate=args.rate, max_ops=args.max_ops, client_cpus=client_cpus,
                       params=params)
@@ -203,7 +207,8 @@ def main(argv: list[str]) -> int:
                       if server_cpus and client_cpus else "none", "workers": args.workers,
                       "sessions": args.sessions, "depth": args.depth, "duration_s": args.duration,
                       "warmup_s": args.warmup, "rounds": args.rounds, "value_size": args.value_size,
-                      "znodes": args.znodes, "forceSync": "yes", "load_average_1m": round(load_average(), 2),
+                      "znodes": args.znodes, "client": "full" if args.full_client else "lean",
+                      "forceSync": "yes", "load_average_1m": round(load_average(), 2),
                       "servers": ", ".join(f"{e.kind} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
         }
         report.update(run_suite(eps, cfg, ui))
