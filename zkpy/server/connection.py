@@ -125,6 +125,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             return
         self.last_activity = time.monotonic()
+        self.server.metrics.counts["bytes_received_count"] += len(data)
         reader = self.reader
         reader.feed(data)
         if self.state == NEW:
@@ -205,6 +206,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _handshake_timeout(self) -> None:
         if self.state in (NEW, HANDSHAKE_WAIT):
+            self.server.metrics.count("sessionless_connections_expired")
             log.info("closing %s:%s: no handshake within %ss", *self.remote, SESSIONLESS_TIMEOUT_S)
             self.close()
 

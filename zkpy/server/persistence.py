@@ -87,6 +87,7 @@ class TxnLogDurability:
         self._pending: list[tuple[TxnHeader, Record | None]] = []
         self._roll_next = False
         self.bytes_since_roll = 0
+        self.metrics: Any = None  # the server's ServerMetrics, once attached
 
     def append(self, hdr: TxnHeader, txn: Record | None) -> None:
         self._pending.append((hdr, txn))
@@ -114,6 +115,8 @@ class TxnLogDurability:
         st.fsync_count += 1
         st.fsync_total_ms += ms
         st.fsync_max_ms = max(st.fsync_max_ms, ms)
+        if self.metrics is not None:
+            self.metrics.fsync_time.add(int(ms))
         st.batches += 1
         st.txns += len(batch)
         if ms > self.fsync_warning_ms:
@@ -155,6 +158,7 @@ class Snapshotter:
         self.stats = stats
         self.compression = compression if compression in ("", "gz") else ""
         self.task: asyncio.Task[Path | None] | None = None
+        self.metrics: Any = None  # the server's ServerMetrics, once attached
 
     @property
     def running(self) -> bool:
@@ -211,6 +215,8 @@ class Snapshotter:
         st = self.stats
         st.last_snapshot_zxid, st.last_snapshot_ms, st.last_snapshot_path = zxid, ms, str(path)
         st.snapshots_taken += 1
+        if self.metrics is not None:
+            self.metrics.snapshot_time.add(int(ms))
         log.info("Snapshot taken: %s (%d nodes, %.0f ms)", path.name, count, ms)
         return path
 
@@ -235,9 +241,12 @@ class Snapshotter:
             raise
 
 
-def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trust_empty: bool = False
-                  ) -> tuple[Database, list[str]]:
-    """Recover a database: newest valid snapshot plus the log after it. Raises StorageError."""
+def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trust_empty: bool = False,
+                  timings: dict[str, float] | None = None) -> tuple[Database, list[str]]:
+    """Recover a database: newest valid snapshot plus the log after it. Raises StorageError.
+
+    ``timings``, when given, receives ``snap_load_ms``, ``txns_loaded`` and ``txns_load_ms``."""
+    started = time.monotonic()
 
     def load(reader: SnapshotReader) -> Database:
         db = Database(extended_types)
@@ -253,9 +262,14 @@ def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trus
     rec = recover(data_dir, data_log_dir, load=load, trust_empty_snapshot=trust_empty)
     db = rec.snapshot if rec.snapshot is not None else Database(extended_types)
     listener, db.tree.listener = db.tree.listener, None
+    replay_started, replayed = time.monotonic(), 0
     for entry in rec.entries():
         db.apply(entry.hdr, entry.txn, replay=True)
+        replayed += 1
     db.tree.listener = listener
+    if timings is not None:
+        timings.update(snap_load_ms=(replay_started - started) * 1000, txns_loaded=replayed,
+                       txns_load_ms=(time.monotonic() - replay_started) * 1000)
     return db, [*rec.report.lines(), rec.report.summary()]
 
 
@@ -290,14 +304,17 @@ class Storage:
     def load_into(self, server: ZooKeeperServer) -> None:
         cfg = self.config
         # Recovery logs what it found and did (files, replay, a cut torn tail) itself.
+        started, timings = time.monotonic(), {}
         db, _report = load_database(Path(cfg.data_dir), Path(cfg.data_log_dir), bool(cfg.extended_types_enabled),
-                                    bool(getattr(cfg, "snapshot_trust_empty", False)))
+                                    bool(getattr(cfg, "snapshot_trust_empty", False)), timings)
         server.attach_database(db)
+        _record_startup(server, (time.monotonic() - started) * 1000, timings)
 
     def start_background(self, server: ZooKeeperServer) -> None:
         self._server = server
         self.snapshotter = Snapshotter(server.db, self.dirs.snap_dir, self.dirs.snap_dir, self._snap_executor,
                                        self.stats, getattr(self.config, "snapshot_compression_method", ""))
+        self.durability.metrics = self.snapshotter.metrics = getattr(server, "metrics", None)
         server.after_batch = self.after_batch
         # ZooKeeper snapshots at every start: the recovered state becomes the new base, and a
         # database that never had a snapshot gets one (its log alone would not be trusted).
@@ -340,6 +357,18 @@ class Storage:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.durability.close)
         self._snap_executor.shutdown(wait=True)
+
+
+def _record_startup(server: Any, db_init_ms: float, timings: dict[str, float]) -> None:
+    """ZooKeeper's start-up summaries: dbinittime, startup_snap_load_time, startup_txns_load(ed|_time)."""
+    metrics = getattr(server, "metrics", None)
+    if metrics is None:
+        return
+    metrics.db_init_time.add(int(db_init_ms))
+    if timings:
+        metrics.startup_snap_load_time.add(int(timings["snap_load_ms"]))
+        metrics.startup_txns_loaded.add(int(timings["txns_loaded"]))
+        metrics.startup_txns_load_time.add(int(timings["txns_load_ms"]))
 
 
 def open_storage(config: Any) -> Storage:

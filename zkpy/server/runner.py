@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,14 +19,30 @@ from typing import Any
 log = logging.getLogger("zkpy.server")
 
 
-def setup_logging(level: str | None = None, log_file: str | None = None) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (ZKPY_LOG_FORMAT=json), for log shippers that parse fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                 "level": record.levelname, "logger": record.name, "msg": record.getMessage(),
+                 "thread": record.threadName}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str | None = None, log_file: str | None = None, log_format: str | None = None) -> None:
     level = (level or os.environ.get("ZKPY_LOG_LEVEL") or "INFO").upper()
+    log_format = (log_format or os.environ.get("ZKPY_LOG_FORMAT") or "text").lower()
     handler: logging.Handler
     if log_file:
         handler = logging.FileHandler(log_file)
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level, logging.INFO))
@@ -40,13 +57,29 @@ def install_event_loop_policy() -> None:
 
 
 async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+    from zkpy.server.admin import AdminServerError, start_admin_server
     from zkpy.server.fourlw import FourLetterWords
+    from zkpy.server.metrics import MetricsProviderError, start_metrics_http
     from zkpy.server.persistence import open_storage
     from zkpy.server.server import ZooKeeperServer
 
     storage = open_storage(config)
     server = ZooKeeperServer(config, durability=storage.durability)
     server.four_letter_words = FourLetterWords(config)
+    # As ZooKeeperServerMain: the metrics provider, then the AdminServer, then the database.
+    try:
+        metrics_http = await start_metrics_http(config, server.metrics)
+    except MetricsProviderError as e:
+        log.critical("Unexpected exception, exiting abnormally: %s", e)
+        return 1
+    try:
+        admin = await start_admin_server(config, server, storage)
+    except AdminServerError as e:
+        log.critical("Unable to start AdminServer, exiting abnormally: %s", e)
+        print("Unable to start AdminServer, exiting abnormally", file=sys.stderr)
+        if metrics_http is not None:
+            await metrics_http.close()
+        return 4
     storage.load_into(server)
     stop = stop or asyncio.Event()
     # A failed log write must never be acknowledged: stop serving (ZooKeeper exits too).
@@ -66,6 +99,9 @@ async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.E
     log.info("shutting down")
     await server.stop()
     await storage.close()
+    for endpoint in (admin, metrics_http):
+        if endpoint is not None:
+            await endpoint.close()
     if server.pipeline.failed is not None:
         log.critical("stopped after a transaction log failure: %s", server.pipeline.failed)
         return 1

@@ -21,6 +21,7 @@ from zkpy.proto.records import AuthPacket, ConnectResponse
 from zkpy.server.commit import CommitPipeline, Durability, MemoryOnly
 from zkpy.server.connection import ESTABLISHED, ClientConnection, Pending
 from zkpy.server.database import Database
+from zkpy.server.metrics import ServerMetrics
 from zkpy.server.prep import Prepared, Preparer
 from zkpy.server.requests import ReadHandler, write_reply
 from zkpy.server.sessions import SessionTracker, session_password
@@ -84,6 +85,7 @@ class ZooKeeperServer:
         self.after_batch: Callable[[int], None] | None = None
         self.reads = ReadHandler(self)
         self.stats = ServerStats()
+        self.metrics = ServerMetrics(self)  # read by mntr, the AdminServer and /metrics
         self.max_frame_bytes = int(config.jute_max_buffer)
         self.max_outstanding_per_connection = 1000
         self.global_outstanding_limit = int(getattr(config, "global_outstanding_limit", 1000))
@@ -219,6 +221,7 @@ class ZooKeeperServer:
     # ------------------------------------------------------------------ handshake
 
     def handshake(self, conn: ClientConnection, frame: bytes) -> None:
+        self.metrics.count("connection_request_count")
         try:
             hs = decode_connect_request(frame)
         except (DecodeError, UnicodeError, Exception):
@@ -293,6 +296,7 @@ class ZooKeeperServer:
         # A read is answered on arrival unless it waited behind its session's writes.
         ms = int((time.monotonic() - started) * 1000) if started is not None else 0
         stats.record_latency(ms)
+        self.metrics.read_latency.add(ms)
         conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
 
     def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
@@ -363,6 +367,10 @@ class ZooKeeperServer:
         if item.session is not None:
             s = item.session
             self._finish_session(s.conn, s.session_id, s.timeout_ms, s.read_only)
+            # createSession is a write: ZooKeeper counts it in the request latency and updatelatency.
+            ms = int((time.monotonic() - item.started) * 1000)
+            self.stats.record_latency(ms)
+            self.metrics.update_latency.add(ms)
             return
         conn, pending = item.conn, item.pending
         if conn is None or pending is None:
@@ -371,6 +379,7 @@ class ZooKeeperServer:
         reply = write_reply(pending.op, pending.xid, zxid, rc, prepared.error)
         ms = int((time.monotonic() - item.started) * 1000)
         self.stats.record_latency(ms)
+        self.metrics.update_latency.add(ms)
         self.stats.packets_sent += 1
         conn.record_op(pending.xid, zxid, pending.op, ms)
         conn.complete(pending, reply)
@@ -394,6 +403,7 @@ class ZooKeeperServer:
         while True:
             await asyncio.sleep(tick_s / 2)
             for sess in self.sessions.expired(_now_ms()):
+                self.metrics.count("stale_sessions_expired")
                 log.info("Expiring session 0x%x, timeout of %dms exceeded",
                          sess.session_id & 0xFFFFFFFFFFFFFFFF, sess.timeout_ms)
                 conn = self.by_session.get(sess.session_id)
