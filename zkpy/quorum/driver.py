@@ -1,0 +1,299 @@
+"""The asyncio driver: connects a :class:`PeerCore` to TCP, the disk and the server.
+
+Each core input is followed by :meth:`QuorumDriver._pump`, which handles every Ready in
+order (see :mod:`zkpy.quorum.effects`): apply to the database, send, queue the persist
+items, report to the server.  Persist items go to one worker thread; consecutive
+batches share an fsync (group commit), and ``PeerCore.persisted`` is called once they are
+durable -- only then does the core emit what depended on them (ACKs, ACKEPOCH, ...).
+Time reaches the core through a tick task that wakes at the core's next deadline
+(at least every ``MAX_TICK_SLEEP_S``).
+
+What the server provides is the :class:`ServerHooks` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from zkpy.proto.records import QuorumPacket
+from zkpy.quorum.disk import BatchResult, QuorumDisk
+from zkpy.quorum.effects import PersistItem, Ready, Role
+from zkpy.quorum.peer import DiskState, PeerConfig, PeerCore
+from zkpy.quorum.snapwire import signature
+from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
+from zkpy.server.database import Database
+
+log = logging.getLogger(__name__)
+
+MAX_TICK_SLEEP_S = 0.05
+MIN_TICK_SLEEP_S = 0.002
+
+
+class ServerHooks(Protocol):
+    """What the server does with what the consensus core decides."""
+
+    def apply(self, zxid: int, entry: bytes) -> None:
+        """Apply a committed txn (TxnHeader + txn) to the database, in zxid order."""
+
+    def applied_zxid(self) -> int:
+        """The zxid the database stands at."""
+
+    def snapshot_bytes(self) -> bytes:
+        """The database serialized for a SNAP sync (:func:`zkpy.quorum.snapwire.encode_database`)."""
+
+    def replace_database(self, db: Database) -> None:
+        """Serve ``db`` from now on (after a SNAP install or a TRUNC reload)."""
+
+    def role_changed(self, role: Role, leader_id: int | None, epoch: int) -> None: ...
+
+    def serving_changed(self, serving: bool) -> None: ...
+
+    def learner_request(self, sid: int, request: bytes) -> None:
+        """Leader: a write a learner forwarded (REQUEST data); prepare it and call propose()."""
+
+    def session_touches(self, touches: list[tuple[int, int]]) -> None: ...
+
+    def revalidate_request(self, sid: int, session_id: int, timeout_ms: int) -> None: ...
+
+    def revalidated(self, session_id: int, valid: bool) -> None: ...
+
+    def sync_done(self, token: object) -> None: ...
+
+    def fatal(self, error: BaseException) -> None:
+        """Persisting failed: nothing further may be acknowledged; stop the member."""
+
+
+class QuorumDriver:
+    """Runs one member: the core, its transport, its disk."""
+
+    def __init__(self, config: PeerConfig, peers: dict[int, PeerAddress], disk: QuorumDisk, state: DiskState,
+                 hooks: ServerHooks, clock: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self.peers = peers
+        self.disk = disk
+        self.hooks = hooks
+        self._clock = clock
+        self._state = state
+        self.core: PeerCore | None = None
+        self.elections = ElectionChannels(config.my_id, peers, self._on_election_message, self._on_election_connected)
+        self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packet,
+                                 self._on_closed)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zkpy-quorum-disk-{config.my_id}")
+        self._persist_queue: list[tuple[int, list[PersistItem]]] = []
+        self._persist_wake = asyncio.Event()
+        self._tick_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pumping = False
+        self._stopping = False
+        self.failed: BaseException | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def now_ms(self) -> int:
+        t = self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        return int(t * 1000)
+
+    async def start(self) -> None:
+        await self.links.start()
+        await self.elections.start()
+        self.core = PeerCore(self.config, self._state, self.now_ms())
+        self._tasks.append(asyncio.ensure_future(self._tick_loop()))
+        self._tasks.append(asyncio.ensure_future(self._persist_loop()))
+        self._pump()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._persist_wake.set()
+        self._tick_wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        await self.links.close()
+        await self.elections.close()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.disk.close)
+        self._executor.shutdown(wait=True)
+
+    @property
+    def peer(self) -> PeerCore:
+        if self.core is None:
+            raise RuntimeError("the driver has not started")
+        return self.core
+
+    # ------------------------------------------------------------------ server requests
+
+    def propose(self, entry: bytes) -> int:
+        core = self.peer
+        core.advance_time(self.now_ms())
+        try:
+            return core.propose(entry)
+        finally:
+            self._pump()
+
+    def forward(self, request: bytes) -> None:
+        core = self.peer
+        core.advance_time(self.now_ms())
+        try:
+            core.forward(request)
+        finally:
+            self._pump()
+
+    def sync(self, token: object, request: bytes = b"") -> None:
+        core = self.peer
+        core.advance_time(self.now_ms())
+        try:
+            core.sync(token, request)
+        finally:
+            self._pump()
+
+    def touch(self, session_id: int, timeout_ms: int) -> None:
+        self.peer.touch(session_id, timeout_ms)
+
+    def revalidate(self, session_id: int, timeout_ms: int) -> None:
+        self.peer.revalidate(session_id, timeout_ms)
+        self._pump()
+
+    def revalidate_reply(self, sid: int, session_id: int, valid: bool) -> None:
+        self.peer.revalidate_reply(sid, session_id, valid)
+        self._pump()
+
+    # ------------------------------------------------------------------ transport events
+
+    def _input(self) -> PeerCore | None:
+        core = self.core
+        if core is None or self._stopping:
+            return None
+        core.advance_time(self.now_ms())
+        return core
+
+    def _on_election_message(self, sid: int, data: bytes) -> None:
+        core = self._input()
+        if core is not None:
+            core.election_message(sid, data)
+            self._pump()
+
+    def _on_election_connected(self, sid: int) -> None:
+        core = self._input()
+        if core is not None:
+            core.election_connected(sid)
+            self._pump()
+
+    def _on_accepted(self, conn: int) -> None:
+        core = self._input()
+        if core is not None:
+            core.quorum_accepted(conn)
+            self._pump()
+
+    def _on_connected(self, conn: int) -> None:
+        core = self._input()
+        if core is not None:
+            core.quorum_connected(conn)
+            self._pump()
+
+    def _on_packet(self, conn: int, qp: QuorumPacket, snapshot: bytes | None) -> None:
+        core = self._input()
+        if core is not None:
+            core.quorum_packet(conn, qp, snapshot)
+            self._pump()
+
+    def _on_closed(self, conn: int) -> None:
+        core = self._input()
+        if core is not None:
+            core.quorum_closed(conn)
+            self._pump()
+
+    # ------------------------------------------------------------------ readies
+
+    def _pump(self) -> None:
+        if self._pumping or self.core is None:
+            return  # the outer call picks up whatever this input queued
+        self._pumping = True
+        try:
+            while True:
+                rd = self.core.take_ready()
+                if rd is None:
+                    break
+                self._handle(rd)
+        finally:
+            self._pumping = False
+        self._tick_wake.set()
+
+    def _handle(self, rd: Ready) -> None:
+        hooks = self.hooks
+        core = self.peer
+        for zxid, entry in rd.apply:
+            hooks.apply(zxid, entry)
+        for conn in rd.close:
+            self.links.close_conn(conn)
+        for c in rd.connect:
+            self.links.connect(c.conn, c.sid)
+        for sid, n in rd.election:
+            self.elections.send(sid, n.to_bytes())
+        for out in rd.packets:
+            self.links.send(out.conn, out.packet.to_bytes())
+            if out.with_snapshot:
+                # Serialized now, after this Ready's txns were applied: the state at SNAP's zxid.
+                self.links.send(out.conn, hooks.snapshot_bytes() + signature())
+        if rd.persist:
+            self._persist_queue.append((rd.persist_token, list(rd.persist)))
+            self._persist_wake.set()
+        if rd.role is not None:
+            hooks.role_changed(rd.role, core.leader_id, core.epoch)
+        if rd.serving is not None:
+            hooks.serving_changed(rd.serving)
+        for sid, data in rd.learner_requests:
+            hooks.learner_request(sid, data)
+        if rd.session_touches:
+            hooks.session_touches(rd.session_touches)
+        for sid, session, timeout in rd.revalidate_requests:
+            hooks.revalidate_request(sid, session, timeout)
+        for session, valid in rd.revalidated:
+            hooks.revalidated(session, valid)
+        for token in rd.syncs_done:
+            hooks.sync_done(token)
+
+    # ------------------------------------------------------------------ background tasks
+
+    async def _tick_loop(self) -> None:
+        while not self._stopping:
+            core = self.peer
+            now = self.now_ms()
+            core.tick(now)
+            self._pump()
+            deadline = core.next_deadline()
+            wait = MAX_TICK_SLEEP_S if deadline is None else (deadline - now) / 1000
+            wait = min(max(wait, MIN_TICK_SLEEP_S), MAX_TICK_SLEEP_S)
+            self._tick_wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._tick_wake.wait(), wait)
+
+    async def _persist_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            await self._persist_wake.wait()
+            self._persist_wake.clear()
+            while self._persist_queue and not self._stopping:
+                batch, self._persist_queue = self._persist_queue, []
+                items = [item for _, its in batch for item in its]
+                token = batch[-1][0]
+                try:
+                    result: BatchResult = await loop.run_in_executor(
+                        self._executor, self.disk.persist, items, self.hooks.applied_zxid())
+                except BaseException as e:  # an unpersisted write must never be acknowledged
+                    self.failed = e
+                    log.critical("quorum persistence failed, stopping: %s", e)
+                    self._stopping = True
+                    self.hooks.fatal(e)
+                    return
+                if result.database is not None:
+                    self.hooks.replace_database(result.database)
+                core = self._input()
+                if core is not None:
+                    core.persisted(token)
+                    self._pump()

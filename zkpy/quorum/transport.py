@@ -1,0 +1,377 @@
+"""The peer transport on asyncio: election channels and learner <-> leader connections.
+
+Election (``QuorumCnxManager``): one TCP connection per pair of members, and the one
+that survives is always opened by the higher id.  A member with a lower id that wants
+to talk connects, introduces itself and hangs up; the higher member then connects back.
+Messages are an int length and the notification.  Sends are queued per peer (bounded,
+oldest dropped: a newer notification supersedes older ones) and connections are retried
+with a bounded backoff.
+
+Learner <-> leader: a learner connects to the leader's quorum port; both sides exchange
+jute ``QuorumPacket`` records back to back (no length prefix), and a SNAP packet is
+followed by the serialized database and the signature.
+
+Every outgoing socket is bound to the member's own address, so a member on 127.0.0.12
+really speaks from 127.0.0.12 (what the peer sees, and what firewall rules in tests
+match on).  No consensus logic here: connections in, bytes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from zkpy.proto.records import Id, QuorumPacket
+from zkpy.quorum import wire
+from zkpy.quorum.snapwire import read_snapshot_stream
+
+log = logging.getLogger(__name__)
+
+_INT = struct.Struct(">i")
+_PACKET_HEAD = struct.Struct(">iqi")  # type, zxid, data length
+# QuorumPacket data are txns, sized like any jute buffer (jute.maxbuffer + extrasize).
+MAX_PACKET_DATA_BYTES = 2 * 0xFFFFF
+SEND_QUEUE_MAX = 16
+CONNECT_TIMEOUT_S = 5.0
+INITIAL_MESSAGE_TIMEOUT_S = 5.0
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """Where a member listens: host, quorum (learner) port and election port."""
+
+    host: str
+    quorum_port: int
+    election_port: int
+
+
+# ---------------------------------------------------------------------- quorum packets on a stream
+
+
+async def read_quorum_packet(reader: asyncio.StreamReader) -> QuorumPacket:
+    """One jute QuorumPacket from the stream (raises IncompleteReadError at EOF)."""
+    head = await reader.readexactly(_PACKET_HEAD.size)
+    ptype, zxid, n = _PACKET_HEAD.unpack(head)
+    data: bytes | None
+    if n == -1:
+        data = None
+    elif n < 0 or n > MAX_PACKET_DATA_BYTES:
+        raise wire.WireError(f"quorum packet with data length {n}")
+    else:
+        data = await reader.readexactly(n)
+    (count,) = _INT.unpack(await reader.readexactly(4))
+    auth: list[Id] | None = None
+    if count != -1:
+        if count < 0 or count > 1024:
+            raise wire.WireError(f"quorum packet with {count} auth ids")
+        auth = []
+        for _ in range(count):
+            scheme = await _read_ustring(reader)
+            ident = await _read_ustring(reader)
+            auth.append(Id(scheme, ident))
+    return QuorumPacket(ptype, zxid, data, auth)
+
+
+async def _read_ustring(reader: asyncio.StreamReader) -> str | None:
+    (n,) = _INT.unpack(await reader.readexactly(4))
+    if n == -1:
+        return None
+    if n < 0 or n > MAX_PACKET_DATA_BYTES:
+        raise wire.WireError(f"string of {n} bytes in a quorum packet")
+    return (await reader.readexactly(n)).decode("utf-8", "replace")
+
+
+async def _open(host: str, port: int, local_host: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(local_host, 0)),
+                                  CONNECT_TIMEOUT_S)
+
+
+def _close_writer(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+
+
+# ---------------------------------------------------------------------- election channels
+
+
+class _ElectionPeer:
+    __slots__ = ("backoff_s", "connecting", "next_try", "queue", "reader_task", "writer")
+
+    def __init__(self) -> None:
+        self.queue: deque[bytes] = deque(maxlen=SEND_QUEUE_MAX)
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader_task: asyncio.Task[None] | None = None
+        self.connecting = False
+        self.backoff_s = BACKOFF_MIN_S
+        self.next_try = 0.0
+
+
+class ElectionChannels:
+    """QuorumCnxManager: a message channel to every other member."""
+
+    def __init__(self, my_id: int, peers: dict[int, PeerAddress], on_message: Callable[[int, bytes], None],
+                 on_connected: Callable[[int], None]) -> None:
+        self.my_id = my_id
+        self.me = peers[my_id]
+        self.peers = peers
+        self.on_message = on_message
+        self.on_connected = on_connected
+        self._state = {sid: _ElectionPeer() for sid in peers if sid != my_id}
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.me.host, self.me.election_port,
+                                                  reuse_address=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for st in self._state.values():
+            if st.writer is not None:
+                _close_writer(st.writer)
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def connected_to(self, sid: int) -> bool:
+        st = self._state.get(sid)
+        return st is not None and st.writer is not None
+
+    # -- sending
+
+    def send(self, sid: int, message: bytes) -> None:
+        st = self._state.get(sid)
+        if st is None or self._closed:
+            return
+        frame = _INT.pack(len(message)) + message
+        if st.writer is not None and not st.writer.is_closing():
+            st.writer.write(frame)
+            return
+        st.queue.append(frame)
+        self._maybe_connect(sid, st)
+
+    def _maybe_connect(self, sid: int, st: _ElectionPeer) -> None:
+        loop = asyncio.get_running_loop()
+        if st.connecting or st.writer is not None or loop.time() < st.next_try:
+            return
+        st.connecting = True
+        self._spawn(self._connect(sid, st))
+
+    async def _connect(self, sid: int, st: _ElectionPeer) -> None:
+        addr = self.peers[sid]
+        loop = asyncio.get_running_loop()
+        try:
+            reader, writer = await _open(addr.host, addr.election_port, self.me.host)
+            writer.write(wire.encode_initial_message(self.my_id, f"{self.me.host}:{self.me.election_port}"))
+            await writer.drain()
+        except (TimeoutError, OSError) as e:
+            log.debug("election: cannot open a channel to %d at %s:%d: %s", sid, addr.host, addr.election_port, e)
+            st.connecting = False
+            st.next_try = loop.time() + st.backoff_s
+            st.backoff_s = min(st.backoff_s * 2, BACKOFF_MAX_S)
+            if st.queue:
+                # Try again once the backoff has passed, without waiting for another send.
+                loop.call_later(st.backoff_s, self._retry, sid)
+            return
+        st.connecting = False
+        if sid > self.my_id:
+            # It wins the challenge: having said who we are, we hang up and it calls back.
+            _close_writer(writer)
+            return
+        self._adopt(sid, st, reader, writer)
+
+    def _retry(self, sid: int) -> None:
+        st = self._state.get(sid)
+        if st is not None and st.queue and not self._closed:
+            self._maybe_connect(sid, st)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readexactly(wire.initial_message_head_size()),
+                                          INITIAL_MESSAGE_TIMEOUT_S)
+            protocol, sid, alen = wire.decode_initial_head(head)
+            if alen > 0:
+                await asyncio.wait_for(reader.readexactly(alen), INITIAL_MESSAGE_TIMEOUT_S)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, wire.WireError) as e:
+            log.info("election: dropping a connection with a bad initial message: %s", e)
+            _close_writer(writer)
+            return
+        st = self._state.get(sid)
+        if st is None:
+            log.warning("election: connection from unknown server %d", sid)
+            _close_writer(writer)
+            return
+        if sid < self.my_id:
+            # We win the challenge: drop it and connect ourselves.
+            _close_writer(writer)
+            st.next_try = 0.0
+            self._maybe_connect(sid, st)
+            return
+        del protocol
+        self._adopt(sid, st, reader, writer)
+
+    def _adopt(self, sid: int, st: _ElectionPeer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if st.writer is not None:
+            _close_writer(st.writer)
+        if st.reader_task is not None:
+            st.reader_task.cancel()
+        st.writer = writer
+        st.backoff_s = BACKOFF_MIN_S
+        st.next_try = 0.0
+        while st.queue:
+            writer.write(st.queue.popleft())
+        task = asyncio.ensure_future(self._read(sid, st, reader, writer))
+        st.reader_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self.on_connected(sid)
+
+    async def _read(self, sid: int, st: _ElectionPeer, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                (n,) = _INT.unpack(await reader.readexactly(4))
+                if n <= 0 or n > wire.ELECTION_MESSAGE_MAX_BYTES:
+                    raise wire.WireError(f"election message of {n} bytes")
+                self.on_message(sid, await reader.readexactly(n))
+        except (OSError, asyncio.IncompleteReadError, wire.WireError) as e:
+            log.debug("election: channel to %d closed: %s", sid, e)
+        finally:
+            if st.writer is writer:
+                st.writer = None
+                st.reader_task = None
+            _close_writer(writer)
+
+
+# ---------------------------------------------------------------------- learner <-> leader
+
+
+class QuorumLinks:
+    """Quorum connections: accepted ones (as leader) and the one to our leader (as learner).
+
+    Connection ids: the core numbers the connections it opens (negative); accepted ones
+    are numbered here (positive).
+    """
+
+    def __init__(self, my_id: int, peers: dict[int, PeerAddress],
+                 on_accepted: Callable[[int], None], on_connected: Callable[[int], None],
+                 on_packet: Callable[[int, QuorumPacket, bytes | None], None],
+                 on_closed: Callable[[int], None]) -> None:
+        self.my_id = my_id
+        self.me = peers[my_id]
+        self.peers = peers
+        self.on_accepted = on_accepted
+        self.on_connected = on_connected
+        self.on_packet = on_packet
+        self.on_closed = on_closed
+        self._writers: dict[int, asyncio.StreamWriter] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_id = 1
+        self._server: asyncio.base_events.Server | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.me.host, self.me.quorum_port,
+                                                  reuse_address=True)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for w in self._writers.values():
+            _close_writer(w)
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closed:
+            _close_writer(writer)
+            return
+        conn = self._next_id
+        self._next_id += 1
+        self._writers[conn] = writer
+        self.on_accepted(conn)
+        await self._read(conn, reader, writer, learner=False)
+
+    def connect(self, conn: int, sid: int) -> None:
+        self._spawn(self._connect(conn, sid))
+
+    async def _connect(self, conn: int, sid: int) -> None:
+        addr = self.peers.get(sid)
+        if addr is None:
+            self.on_closed(conn)
+            return
+        try:
+            reader, writer = await _open(addr.host, addr.quorum_port, self.me.host)
+        except (TimeoutError, OSError) as e:
+            log.debug("cannot connect to leader %d at %s:%d: %s", sid, addr.host, addr.quorum_port, e)
+            self.on_closed(conn)
+            return
+        if self._closed:
+            _close_writer(writer)
+            return
+        self._writers[conn] = writer
+        self.on_connected(conn)
+        await self._read(conn, reader, writer, learner=True)
+
+    async def _read(self, conn: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    learner: bool) -> None:
+        try:
+            while True:
+                qp = await read_quorum_packet(reader)
+                snapshot = None
+                if learner and qp.type == wire.SNAP:
+                    snapshot = await read_snapshot_stream(reader.readexactly)
+                if self._writers.get(conn) is not writer:
+                    break  # closed by us meanwhile
+                self.on_packet(conn, qp, snapshot)
+        except (OSError, asyncio.IncompleteReadError, wire.WireError) as e:
+            log.debug("quorum connection %d closed: %s", conn, e)
+        finally:
+            if self._writers.get(conn) is writer:
+                del self._writers[conn]
+                _close_writer(writer)
+                if not self._closed:
+                    self.on_closed(conn)
+
+    def send(self, conn: int, data: bytes) -> None:
+        w = self._writers.get(conn)
+        if w is not None and not w.is_closing():
+            w.write(data)
+
+    def close_conn(self, conn: int) -> None:
+        """Close at the core's request (the core already knows; no on_closed)."""
+        w = self._writers.pop(conn, None)
+        if w is not None:
+            _close_writer(w)
+
+    def buffered_bytes(self, conn: int) -> int:
+        w = self._writers.get(conn)
+        if w is None or w.transport is None:
+            return 0
+        return w.transport.get_write_buffer_size()
