@@ -114,6 +114,8 @@ sync_processor_queue_flush_time_ms write_commitproc_time_ms
 BASIC_SUMMARY_SETS: tuple[str, ...] = ("write_per_namespace", "read_per_namespace", "learner_handler_qp_size")
 SUMMARY_SETS: tuple[str, ...] = ("learner_handler_qp_time_ms", "ack_latency")
 
+_NO_MIN = 1 << 63
+_NO_MAX = -(1 << 63)
 _MNTR_PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
 _PROMETHEUS_QUANTILES_ADVANCED = (("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99))
 _PROMETHEUS_QUANTILES_BASIC = (("0.5", 0.5),)
@@ -123,42 +125,61 @@ _U64 = (1 << 64) - 1
 # ---------------------------------------------------------------------- summaries
 
 
+def _unit() -> float:
+    """A uniform draw in (0, 1]: log() of it is defined."""
+    return 1.0 - random.random()
+
+
+def _draw_w() -> float:
+    """Algorithm L's factor: the largest of RESERVOIR_SIZE uniform draws, kept below 1."""
+    return min(math.exp(math.log(_unit()) / RESERVOIR_SIZE), 1.0 - 1e-16)
+
+
+def _skip(w: float) -> int:
+    """How far the next kept sample is: 1 + the geometric number of samples passed over."""
+    return int(math.log(_unit()) / math.log1p(-w)) + 1
+
+
 class Summary:
     """AvgMinMaxPercentileCounter: count, total, min, max and a uniform sample for percentiles.
 
-    ``min``/``max`` are meaningful only while ``count`` > 0 (readers check; ZooKeeper prints 0)."""
+    ``min``/``max`` are meaningful only while ``count`` > 0 (readers check; ZooKeeper prints 0).
+    The sample is a uniform reservoir of :data:`RESERVOIR_SIZE` values, the distribution of
+    ZooKeeper's (Dropwizard's algorithm R), kept with Li's algorithm L: once the reservoir is
+    full, :meth:`add` only counts until the precomputed index of the next replacement, so the
+    request path pays no random number per sample."""
 
-    __slots__ = ("_values", "count", "max", "min", "name", "total")
+    __slots__ = ("_next", "_values", "_w", "count", "max", "min", "name", "total")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.count = 0
-        self.total = 0
-        self.min = 0
-        self.max = 0
-        self._values: list[int] = []
+        self.reset()
 
-    def add(self, value: int, _random: Callable[[], float] = random.random) -> None:
+    def add(self, value: int) -> None:
         n = self.count + 1
         self.count = n
         self.total += value
-        if n == 1:
-            self.min = self.max = value
-        elif value < self.min:
+        if value < self.min:
             self.min = value
-        elif value > self.max:
+        if value > self.max:
             self.max = value
         if n <= RESERVOIR_SIZE:
             self._values.append(value)
-        else:
-            # Algorithm R: keep each of the n samples seen with probability RESERVOIR_SIZE / n.
-            slot = int(_random() * n)
-            if slot < RESERVOIR_SIZE:
-                self._values[slot] = value
+            if n == RESERVOIR_SIZE:
+                self._w = _draw_w()
+                self._next = n + _skip(self._w)
+        elif n == self._next:
+            self._values[random.randrange(RESERVOIR_SIZE)] = value
+            self._w *= _draw_w()
+            self._next = n + _skip(self._w)
 
     def reset(self) -> None:
-        self.count = self.total = self.min = self.max = 0
-        self._values = []
+        self.count = self.total = 0
+        self.min = _NO_MIN  # sentinels: the first sample sets both
+        self.max = _NO_MAX
+        self._values: list[int] = []
+        self._w = 1.0
+        self._next = 0  # the sample to keep next, once the reservoir is full
 
     @property
     def avg(self) -> float:
