@@ -31,8 +31,8 @@ def expire_kazoo_session(server: ZkServer, client: Any, timeout_s: float = 15.0)
     server.expire_session(session_id, password, timeout_s)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        current = client.client_id
-        if current is None or current[0] != session_id:
+        current = client.client_id  # None while kazoo is between sessions
+        if current is not None and current[0] != session_id:
             return
         time.sleep(0.05)
     raise TimeoutError(f"kazoo still uses session 0x{session_id & (2**64 - 1):x} after {timeout_s}s")
