@@ -62,7 +62,7 @@ def create_entry(session: int, cxid: int, path: str, data: bytes) -> bytes:
 class DemoMember:
     """The server's part, reduced to what a test needs."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, history_limit: int = 100_000) -> None:
         cfg = load_config(config_path, env={})
         if not cfg.is_quorum or cfg.my_id is None:
             raise SystemExit("the demo needs an ensemble configuration (server.N lines and a myid)")
@@ -75,9 +75,9 @@ class DemoMember:
         self.peer_config = PeerConfig(my_id=self.my_id, voters=voters, observers=observers,
                                       tick_ms=cfg.tick_time_ms, init_limit=cfg.init_limit,
                                       sync_limit=cfg.sync_limit, leader_serves=cfg.leader_serves,
-                                      config_bytes=membership.encode())
+                                      config_bytes=membership.encode(), history_limit=history_limit)
         self.disk = QuorumDisk(cfg.data_dir, cfg.data_log_dir, prealloc_bytes=1024 * 1024,
-                               force_sync=cfg.force_sync)
+                               force_sync=cfg.force_sync, history_limit=history_limit)
         self.db, state = self.disk.load()
         self.driver = QuorumDriver(self.peer_config, peers, self.disk, state, self)
         # Session ids as ZooKeeper makes them: server id in the top byte, unique per start.
@@ -251,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m zkpy.quorum.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, type=Path, help="zoo.cfg of this member")
     ap.add_argument("--log-level", default=os.environ.get("ZKPY_LOG_LEVEL", "INFO"))
+    ap.add_argument("--history-limit", type=int, default=100_000,
+                    help="txns kept in memory for DIFF syncs; a learner further behind gets SNAP")
     args = ap.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
 
     async def go() -> None:
-        member = DemoMember(args.config)
+        member = DemoMember(args.config, args.history_limit)
         await member.run()
 
     asyncio.run(go())

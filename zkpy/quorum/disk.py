@@ -166,13 +166,12 @@ class QuorumDisk:
         """Carry out ``items`` in order, each durable before the next; ``applied_zxid`` is how far
         the live database has got (a TRUNC below it means reloading)."""
         result = BatchResult()
-        w = self.writer
         for item in items:
             if isinstance(item, AppendEntries):
                 for entry in item.entries:
-                    w.append_raw(entry)
+                    self.writer.append_raw(entry)
                 continue
-            w.flush(sync=True)  # what came before is durable before this item starts
+            self.writer.flush(sync=True)  # what came before is durable before this item starts
             if isinstance(item, SetAcceptedEpoch):
                 self.write_epoch(ACCEPTED_EPOCH_FILE, item.epoch)
             elif isinstance(item, SetCurrentEpoch):
@@ -188,7 +187,7 @@ class QuorumDisk:
                 self.write_snapshot(db, item.zxid)
                 result.database = db
                 applied_zxid = item.zxid
-        w.flush(sync=True)
+        self.writer.flush(sync=True)
         return result
 
     def _truncate(self, zxid: int) -> None:

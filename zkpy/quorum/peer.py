@@ -123,6 +123,7 @@ class PeerCore:
         self.last_step_down = ""
         self._adopt_log_epoch()
         self._start_election()
+        self._after_input()
 
     # ------------------------------------------------------------------ introspection
 

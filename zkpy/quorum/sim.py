@@ -401,12 +401,14 @@ class Sim:
         self.say(f"crash {sid} (kept {keep}/{len(pending)} unsynced writes)")
 
     def wipe_is_safe(self, sid: int) -> bool:
-        """An empty data directory is a lost replica; ZAB tolerates it only while a quorum of
-        the others still holds everything it vouched for (its epochs and committed txns),
-        and no leader is halfway through establishing an epoch it may have acknowledged."""
+        """An empty data directory is a lost replica.  ZAB tolerates it only while a quorum of
+        the others holds everything the victim may have vouched for: its epochs and every txn
+        it logged (it may have acknowledged any of them, and an ACK in flight can still
+        complete a commit), and no leader is halfway through establishing an epoch."""
         victim = self.nodes[sid].disk_durable
+        mine = victim.history()
+        want = chain_of(mine)
         holders = 0
-        n = len(self.oracle)
         for other in self.nodes.values():
             if other.sid == sid or other.sid not in self.voters:
                 continue
@@ -414,9 +416,7 @@ class Sim:
             if img.accepted_epoch < victim.accepted_epoch or img.current_epoch < victim.current_epoch:
                 continue
             hist = img.history()
-            if len(hist) < n:
-                continue
-            if n and chain_of(hist[:n]) != self.oracle.hashes[n - 1]:
+            if len(hist) < len(mine) or chain_of(hist[:len(mine)]) != want:
                 continue
             holders += 1
         if holders * 2 <= len(self.voters):
@@ -498,6 +498,8 @@ class Sim:
             self.nemesis(node, f"{node.sid} adopting epoch", 2.0)
         elif rd.persist and core.learner is not None:
             self.nemesis(node, f"{node.sid} logging a proposal", 0.1)
+        elif rd.apply and core.leader is not None:
+            self.nemesis(node, f"{node.sid} committing", 0.1)
 
     def check_db(self, node: SimNode) -> None:
         db, o = node.db, self.oracle
@@ -851,8 +853,11 @@ class Sim:
             return
         self.extra_faults += 1
         self.say(f"nemesis after {why}")
-        action = r.choice(["self", "self_and_leader", "self_and_leader", "outage", "pause", ""])
-        if action in ("self", "self_and_leader"):
+        action = r.choice(["self", "self_and_leader", "self_and_leader", "self_and_other", "outage", "pause", ""])
+        if action == "self_and_other":
+            other = r.choice([s for s in sorted(self.nodes) if s != node.sid])
+            self.after(r.randint(0, 3000), self.ev_crash_group, [node.sid, other], False)
+        elif action in ("self", "self_and_leader"):
             self.after(r.randint(0, 3000), self.ev_crash_group, [node.sid], action == "self_and_leader")
         else:
             self.after(r.randint(0, 8000), self.ev_fault_now, action)

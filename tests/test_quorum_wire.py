@@ -1,0 +1,128 @@
+"""Bytes of the election and learner protocols, and the database as SNAP streams it."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from zkpy.proto.constants import OpCode
+from zkpy.proto.records import ACL, CreateSessionTxn, CreateTxn, Id, LearnerInfo, QuorumPacket, TxnHeader
+from zkpy.quorum import wire
+from zkpy.quorum.snapwire import decode_database, encode_database, read_snapshot_bytes, signature
+from zkpy.quorum.transport import read_quorum_packet
+from zkpy.server.database import Database
+from zkpy.tree.acl import OPEN_ACL_UNSAFE
+
+
+def test_packet_types_are_apaches():
+    assert (wire.REQUEST, wire.PROPOSAL, wire.ACK, wire.COMMIT, wire.PING, wire.REVALIDATE, wire.SYNC,
+            wire.INFORM) == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert (wire.NEWLEADER, wire.FOLLOWERINFO, wire.UPTODATE, wire.DIFF, wire.TRUNC, wire.SNAP,
+            wire.OBSERVERINFO, wire.LEADERINFO, wire.ACKEPOCH) == (10, 11, 12, 13, 14, 15, 16, 17, 18)
+
+
+def test_notification_has_fastleaderelection_layout():
+    config = b"server.1=127.0.0.11:2888:3888:participant\nversion=0"
+    data = wire.Notification(wire.FOLLOWING, 3, 0x200000005, 7, 2, config=config).to_bytes()
+    # buildMsg: int state, long leader, long zxid, long electionEpoch, long peerEpoch,
+    # int version (2), int configLength, config bytes.
+    assert data == struct.pack(">iqqqqii", 1, 3, 0x200000005, 7, 2, 2, len(config)) + config
+
+
+def test_notification_round_trips():
+    n = wire.Notification(wire.LEADING, 2, 9, 4, 1, config=b"x")
+    assert wire.Notification.from_bytes(n.to_bytes()) == n
+
+
+def test_notification_decodes_the_older_layouts():
+    old40 = struct.pack(">iqqqq", 0, 2, 0x300000001, 5, 3)
+    assert wire.Notification.from_bytes(old40) == wire.Notification(0, 2, 0x300000001, 5, 3, 0)
+    old28 = struct.pack(">iqqq", 0, 2, 0x300000001, 5)
+    assert wire.Notification.from_bytes(old28).peer_epoch == 3  # taken from the zxid
+
+
+def test_notification_with_a_lying_config_length_is_refused():
+    bad = struct.pack(">iqqqqii", 0, 1, 0, 1, 0, 2, 1000)
+    with pytest.raises(wire.WireError):
+        wire.Notification.from_bytes(bad)
+
+
+def test_initial_election_message_layout():
+    msg = wire.encode_initial_message(2, "127.0.0.12:3888")
+    assert msg == struct.pack(">qqi", -65536, 2, 15) + b"127.0.0.12:3888"
+    assert wire.decode_initial_head(msg[:20]) == (-65536, 2, 15)
+
+
+def test_initial_message_from_an_old_peer_is_a_bare_sid():
+    assert wire.decode_initial_head(struct.pack(">qqi", 5, 0, 0))[1] == 5
+
+
+def test_learner_info_is_the_jute_record():
+    data = wire.encode_learner_info(3)
+    assert data == LearnerInfo(3, 0x10000, 0).to_bytes()
+    assert wire.decode_learner_info(data) == (3, 0x10000)
+
+
+def test_ping_payload_is_session_touches():
+    data = wire.encode_touches({0x100: 3000, 0x200: 4000})
+    assert data == struct.pack(">qiqi", 0x100, 3000, 0x200, 4000)
+    assert wire.decode_touches(data) == [(0x100, 3000), (0x200, 4000)]
+
+
+def test_request_packet_carries_session_cxid_type_and_body():
+    data = wire.encode_request(7, 42, OpCode.create, b"body")
+    assert wire.decode_request_head(data) == (7, 42, OpCode.create)
+    assert data[16:] == b"body"
+
+
+def test_quorum_packet_reads_back_from_a_stream():
+    qp = QuorumPacket(wire.PROPOSAL, 0x100000001, b"txn", [Id("digest", "u:p")])
+    reader = asyncio.StreamReader()
+    reader.feed_data(qp.to_bytes() + wire.packet(wire.PING, 5).to_bytes())
+    reader.feed_eof()
+
+    async def read_two() -> list[QuorumPacket]:
+        return [await read_quorum_packet(reader), await read_quorum_packet(reader)]
+
+    first, second = asyncio.run(read_two())
+    assert first == qp
+    assert (second.type, second.zxid, second.data) == (wire.PING, 5, None)
+
+
+def sample_db() -> Database:
+    db = Database()
+    acl = [ACL(31, Id("digest", "bob:xyz"))]
+    db.apply(TxnHeader(0x11, 1, 1, 10, OpCode.createSession), CreateSessionTxn(30000))
+    db.apply(TxnHeader(0x11, 2, 2, 11, OpCode.create), CreateTxn("/a", b"one", list(OPEN_ACL_UNSAFE), False, -1))
+    db.apply(TxnHeader(0x11, 3, 3, 12, OpCode.create), CreateTxn("/a/b", None, acl, False, -1))
+    db.apply(TxnHeader(0x11, 4, 4, 13, OpCode.create), CreateTxn("/e", b"", list(OPEN_ACL_UNSAFE), True, -1))
+    return db
+
+
+def test_snap_stream_round_trips_the_database():
+    db = sample_db()
+    body = encode_database(db)
+    copy = decode_database(body, 4)
+    assert copy.sessions == {0x11: 30000}
+    assert copy.last_zxid == 4
+    for path in ("/", "/a", "/a/b", "/e", "/zookeeper", "/zookeeper/quota"):
+        a, b = db.tree.get_node(path), copy.tree.get_node(path)
+        assert a is not None and b is not None
+        assert (a.data, a.stat, db.tree.acl_of(a)) == (b.data, b.stat, copy.tree.acl_of(b))
+    assert copy.tree.session_ephemerals(0x11) == {"/e"}
+
+
+def test_snap_stream_reader_finds_the_end_and_checks_the_signature():
+    body = encode_database(sample_db())
+    stream = body + signature() + b"NEXT"
+    got, used = read_snapshot_bytes(stream)
+    assert got == body
+    assert stream[used:] == b"NEXT"
+
+
+def test_snap_stream_without_the_signature_is_refused():
+    body = encode_database(sample_db())
+    with pytest.raises(wire.WireError):
+        read_snapshot_bytes(body + struct.pack(">i", 4) + b"Ben!")
