@@ -382,18 +382,21 @@ class Sim:
                 self.after(self.delay(), self.ev_election_connected, other.sid, other.incarnation, sid)
                 self.after(self.delay(), self.ev_election_connected, sid, node.incarnation, other.sid)
 
-    def crash(self, sid: int) -> None:
+    def crash(self, sid: int, keep: int | None = None) -> None:
+        """Power off ``sid``: of the writes not yet fsync'ed, the first ``keep`` (random if None,
+        the last of them possibly half done) reach the disk."""
         node = self.nodes[sid]
         if not node.up:
             return
         node.up = False
         node.core = None
-        # Unsynced writes: some prefix of them reached the disk before the power went.
         img = node.disk_durable
         pending = node.disk_pending
-        keep = self.rng.randint(0, len(pending))
+        exact = keep is not None
+        if keep is None:
+            keep = self.rng.randint(0, len(pending))
         for i, (_, item) in enumerate(pending[:keep]):
-            img.apply(item, 1.0 if i < keep - 1 else self.rng.choice([0.5, 1.0]))
+            img.apply(item, 1.0 if exact or i < keep - 1 else self.rng.choice([0.5, 1.0]))
         node.disk_pending = []
         for conn in list(node.conns.values()):
             self.break_conn(conn, graceful_from=sid)

@@ -1,0 +1,99 @@
+"""The data directory in quorum mode: persist items carried out in Apache ZooKeeper's formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zkpy.proto.constants import OpCode
+from zkpy.proto.records import CreateTxn, TxnHeader
+from zkpy.quorum.disk import QuorumDisk
+from zkpy.quorum.effects import AppendEntries, InstallSnapshot, SetAcceptedEpoch, SetCurrentEpoch, TruncateLog
+from zkpy.quorum.snapwire import encode_database
+from zkpy.quorum.zxid import make_zxid
+from zkpy.server.database import Database
+from zkpy.storage import encode_txn
+from zkpy.storage.files import list_snapshots
+from zkpy.storage.txnlog import TxnLogIterator
+from zkpy.tree.acl import OPEN_ACL_UNSAFE
+
+
+def create(zxid: int, path: str) -> bytes:
+    return encode_txn(TxnHeader(1, 1, zxid, 0, OpCode.create),
+                      CreateTxn(path, b"d", list(OPEN_ACL_UNSAFE), False, -1))
+
+
+def appends(*zxids: int) -> AppendEntries:
+    return AppendEntries(tuple(zxids), tuple(create(z, f"/n{z:x}") for z in zxids))
+
+
+def open_disk(path: Path) -> QuorumDisk:
+    return QuorumDisk(path, prealloc_bytes=4096)
+
+
+def logged(disk: QuorumDisk) -> list[int]:
+    return [e.hdr.zxid for e in TxnLogIterator(disk.dirs.log_dir)]
+
+
+def test_a_fresh_directory_starts_at_zero_with_a_snapshot_and_epoch_files(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    db, state = disk.load()
+    assert db.last_zxid == 0 and (state.accepted_epoch, state.current_epoch, state.floor_zxid) == (0, 0, 0)
+    assert [z for z, _ in list_snapshots(disk.dirs.snap_dir)] == [0]
+    assert (disk.dirs.snap_dir / "acceptedEpoch").read_text() == "0"
+    disk.close()
+
+
+def test_epochs_are_decimal_files_replaced_atomically(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    disk.persist([SetAcceptedEpoch(7), SetCurrentEpoch(6)], 0)
+    v2 = disk.dirs.snap_dir
+    assert (v2 / "acceptedEpoch").read_text() == "7" and (v2 / "currentEpoch").read_text() == "6"
+    assert not (v2 / "currentEpoch.tmp").exists()
+    disk.close()
+
+
+def test_appended_entries_come_back_after_a_restart(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    disk.persist([SetAcceptedEpoch(1), appends(make_zxid(1, 1), make_zxid(1, 2)), SetCurrentEpoch(1)], 0)
+    disk.close()
+    again = open_disk(tmp_path)
+    db, state = again.load()
+    assert [z for z, _ in state.entries] == [make_zxid(1, 1), make_zxid(1, 2)]
+    assert state.entries[0][1] == create(make_zxid(1, 1), "/n100000001")
+    assert db.last_zxid == make_zxid(1, 2) and db.tree.get_node("/n100000002") is not None
+    assert state.current_epoch == 1
+    again.close()
+
+
+def test_truncation_drops_the_tail_and_reloads_a_database_past_it(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    disk.persist([appends(*(make_zxid(1, i) for i in range(1, 5)))], 0)
+    result = disk.persist([TruncateLog(make_zxid(1, 2))], applied_zxid=make_zxid(1, 4))
+    assert logged(disk) == [make_zxid(1, 1), make_zxid(1, 2)]
+    assert result.database is not None and result.database.last_zxid == make_zxid(1, 2)
+    assert result.database.tree.get_node("/n100000003") is None
+    disk.persist([appends(make_zxid(2, 1))], make_zxid(1, 2))
+    assert logged(disk)[-1] == make_zxid(2, 1)
+    disk.close()
+
+
+def test_a_snapshot_from_the_leader_replaces_the_history(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    disk.persist([appends(make_zxid(1, 1), make_zxid(1, 2), make_zxid(1, 3))], 0)
+    leader_db = Database()
+    for z in (make_zxid(1, 1), make_zxid(2, 1)):
+        leader_db.apply(TxnHeader(1, 1, z, 0, OpCode.create), CreateTxn(f"/L{z:x}", b"", list(OPEN_ACL_UNSAFE),
+                                                                           False, -1))
+    z = make_zxid(2, 1)
+    result = disk.persist([InstallSnapshot(z, encode_database(leader_db))], make_zxid(1, 3))
+    assert result.database is not None and result.database.tree.get_node("/L200000001") is not None
+    assert max(zx for zx, _ in list_snapshots(disk.dirs.snap_dir)) == z
+    assert all(zx <= z for zx in logged(disk))
+    disk.close()
+    db, state = open_disk(tmp_path).load()
+    assert db.last_zxid == z and state.floor_zxid == z and list(state.entries) == []
+    assert db.tree.get_node("/L100000001") is not None and db.tree.get_node("/n100000002") is None
