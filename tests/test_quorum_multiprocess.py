@@ -21,7 +21,7 @@ from zkpy.quorum.zxid import epoch_of
 from zkpy.storage.txnlog import TxnLogIterator
 
 REPO = Path(__file__).resolve().parent.parent
-HOSTS = {1: "127.0.0.11", 2: "127.0.0.12", 3: "127.0.0.13"}
+HOSTS = {1: "127.0.0.11", 2: "127.0.0.12", 3: "127.0.0.13", 4: "127.0.0.14"}
 WAIT_S = 30.0
 
 
@@ -39,7 +39,7 @@ def free_ports(host: str, n: int) -> list[int]:
 
 
 class Member:
-    def __init__(self, sid: int, root: Path, servers: str, control_port: int) -> None:
+    def __init__(self, sid: int, root: Path, servers: str, control_port: int, extra: str = "") -> None:
         self.sid = sid
         self.host = HOSTS[sid]
         self.control_port = control_port
@@ -50,7 +50,7 @@ class Member:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "myid").write_text(f"{sid}\n")
         self.cfg.write_text(f"tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={self.data}\n"
-                            f"clientPort={control_port}\n{servers}")
+                            f"clientPort={control_port}\n{extra}{servers}")
 
     def start(self) -> None:
         (self.data / "myid").write_text(f"{self.sid}\n")
@@ -98,11 +98,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = WAIT_S) -> 
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def settled(members: list[Member]) -> Callable[[], dict[int, dict[str, Any]] | None]:
-    """All given members serve, and exactly one of them leads."""
+def settled(members: list[Member], leader_serves: bool = True) -> Callable[[], dict[int, dict[str, Any]] | None]:
+    """All given members are in broadcast, serving (the leader only if it serves), one leads."""
     def check() -> dict[int, dict[str, Any]] | None:
         sts = {m.sid: m.status() for m in members}
-        if any(s is None or not s["serving"] for s in sts.values()):
+        if any(s is None or s["phase"] != "broadcast" for s in sts.values()):
+            return None
+        if any(s is not None and not s["serving"] and (leader_serves or s["role"] != "leading")
+               for s in sts.values()):
             return None
         leaders = [sid for sid, s in sts.items() if s is not None and s["role"] == "leading"]
         if len(leaders) != 1 or any(s is not None and s["leader"] != leaders[0] for s in sts.values()):
@@ -111,11 +114,18 @@ def settled(members: list[Member]) -> Callable[[], dict[int, dict[str, Any]] | N
     return check
 
 
+def make_ensemble(root: Path, observers: tuple[int, ...] = (), extra: str = "") -> dict[int, Member]:
+    sids = [1, 2, 3, *observers]
+    ports = {sid: free_ports(HOSTS[sid], 3) for sid in sids}
+    servers = "".join(f"server.{sid}={HOSTS[sid]}:{p[0]}:{p[1]}{':observer' if sid in observers else ''}"
+                      f";{HOSTS[sid]}:{p[2]}\n" for sid, p in ports.items())
+    return {sid: Member(sid, root, servers, ports[sid][2],
+                        extra + ("peerType=observer\n" if sid in observers else "")) for sid in sids}
+
+
 @pytest.fixture
 def ensemble(tmp_path: Path) -> Iterator[dict[int, Member]]:
-    ports = {sid: free_ports(host, 3) for sid, host in HOSTS.items()}
-    servers = "".join(f"server.{sid}={HOSTS[sid]}:{p[0]}:{p[1]};{HOSTS[sid]}:{p[2]}\n" for sid, p in ports.items())
-    members = {sid: Member(sid, tmp_path, servers, ports[sid][2]) for sid in HOSTS}
+    members = make_ensemble(tmp_path)
     try:
         for m in members.values():
             m.start()
@@ -182,4 +192,25 @@ def test_ensemble_replicates_survives_leader_kill_and_resyncs_an_empty_member(en
     assert logged == sorted(logged) and epoch_of(logged[-1]) == current
     with contextlib.suppress(OSError):
         for m in members:
+            m.stop()
+
+
+def test_observer_serves_and_a_leader_with_leader_serves_off_does_not(tmp_path: Path) -> None:
+    members = make_ensemble(tmp_path, observers=(4,), extra="leaderServes=no\n")
+    try:
+        for m in members.values():
+            m.start()
+        sts = wait_for("three voters and an observer in broadcast", settled(list(members.values()), False))
+        assert sts[4]["role"] == "observing" and sts[4]["serving"]
+        leader = next(sid for sid, s in sts.items() if s["role"] == "leading")
+        assert not sts[leader]["serving"]
+        assert not members[leader].call({"op": "write", "data": "x"})["ok"]
+        acked = {write(members[sid], f"v{sid}-{k}")["path"] for k in range(5) for sid in (4, *(
+            s for s in (1, 2, 3) if s != leader))}
+        for sid in (1, 2, 3, 4):
+            if sid != leader:
+                assert acked <= paths_after_sync(members[sid])
+        assert acked <= set(members[leader].call({"op": "paths"})["paths"])
+    finally:
+        for m in members.values():
             m.stop()

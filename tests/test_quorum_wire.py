@@ -79,11 +79,11 @@ def test_request_packet_carries_session_cxid_type_and_body():
 
 def test_quorum_packet_reads_back_from_a_stream():
     qp = QuorumPacket(wire.PROPOSAL, 0x100000001, b"txn", [Id("digest", "u:p")])
-    reader = asyncio.StreamReader()
-    reader.feed_data(qp.to_bytes() + wire.packet(wire.PING, 5).to_bytes())
-    reader.feed_eof()
 
     async def read_two() -> list[QuorumPacket]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(qp.to_bytes() + wire.packet(wire.PING, 5).to_bytes())
+        reader.feed_eof()
         return [await read_quorum_packet(reader), await read_quorum_packet(reader)]
 
     first, second = asyncio.run(read_two())
