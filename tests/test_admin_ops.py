@@ -182,3 +182,67 @@ def test_zkpy_log_level_sets_the_default_level(tmp_path: Path) -> None:
 def test_the_log_level_flag_wins_over_the_environment(tmp_path: Path) -> None:
     text = _run_briefly(tmp_path, {"ZKPY_LOG_LEVEL": "ERROR"}, "--log-level", "INFO")
     assert "[INFO] zkpy.server: zkpy serving on" in text
+
+
+# ---------------------------------------------------------------------- docs/operations.md's examples
+
+OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
+
+
+def _blocks(language: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{language}\n(.*?)```", OPERATIONS.read_text(), re.S)
+
+
+def _local(cfg_text: str, tmp_path: Path) -> str:
+    """A documented zoo.cfg with its directories and ports moved somewhere harmless."""
+    import re
+
+    text = re.sub(r"^dataDir=.*$", f"dataDir={tmp_path}/data", cfg_text, flags=re.M)
+    return re.sub(r"^clientPort=.*$", f"clientPort={free_port()}", text, flags=re.M)
+
+
+def test_the_documented_standalone_config_passes_check(tmp_path: Path) -> None:
+    standalone, _ensemble = [b for b in _blocks("properties") if "clientPort" in b]
+    cfg = write_cfg(tmp_path / "zoo.cfg", _local(standalone, tmp_path))
+    out = zkpy_server("--check", str(cfg))
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_documented_prometheus_settings_pass_check(tmp_path: Path) -> None:
+    [prometheus] = [b for b in _blocks("properties") if "metricsProvider.httpPort" in b]
+    cfg = write_cfg(tmp_path / "zoo.cfg", f"dataDir={tmp_path}/data\nclientPort={free_port()}\n{prometheus}")
+    out = zkpy_server("--check", str(cfg))
+    assert out.returncode == 0, out.stderr
+    from zkpy.server.config import load_config
+
+    loaded = load_config(cfg, env={})
+    assert loaded.metrics_provider_class.endswith("PrometheusMetricsProvider")
+    assert (loaded.metrics_http_host, loaded.metrics_http_port, loaded.metrics_export_jvm_info) == \
+        ("0.0.0.0", 7000, True)
+
+
+def test_the_documented_ensemble_config_is_valid_and_refused_until_quorum_mode(tmp_path: Path) -> None:
+    [ensemble] = [b for b in _blocks("properties") if "server.3=" in b]
+    cfg = write_cfg(tmp_path / "zoo.cfg", _local(ensemble, tmp_path) + "admin.enableServer=false\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "myid").write_text("1\n")
+    assert zkpy_server("--check", str(cfg)).returncode == 0
+    out = zkpy_server(str(cfg))
+    assert out.returncode == 2
+    assert "quorum mode is not available" in out.stderr
+
+
+def test_the_documented_systemd_unit_stops_with_sigterm_and_checks_first() -> None:
+    import configparser
+
+    [unit] = _blocks("ini")
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    parser.read_string(unit)
+    service = parser["Service"]
+    assert service["ExecStartPre"].endswith("zkpy server --check /etc/zkpy/zoo.cfg")
+    assert service["ExecStart"].endswith("zkpy server /etc/zkpy/zoo.cfg")
+    assert service["KillSignal"] == "SIGTERM"
+    assert service["RestartPreventExitStatus"].split() == ["2", "3"]
