@@ -527,3 +527,11 @@ def test_nothing_is_applied_after_a_snapshot_in_the_same_ready():
     first, second = take(core).readies
     assert [o.with_snapshot for o in first.packets] == [True] and first.apply == []
     assert [z for z, _ in second.apply] == [logged[1][0]]
+
+
+def test_leader_reports_its_followers_and_proposals_for_metrics():
+    core, _conn = established_leader()
+    core.propose(entry(1))
+    stats = core.stats()
+    assert (stats["role"], stats["phase"], stats["synced_followers"], stats["pending_proposals"]) == (
+        "leading", "broadcast", 1, 1)

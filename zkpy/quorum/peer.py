@@ -152,6 +152,28 @@ class PeerCore:
     def established_leader(self) -> bool:
         return self.leader is not None and self.leader.established
 
+    def stats(self) -> dict[str, object]:
+        """Figures for the four-letter words and metrics (mntr's zk_server_state, zk_followers, ...)."""
+        out: dict[str, object] = {
+            "role": self.role.value, "phase": self.phase.value, "leader": self.leader_id, "epoch": self.epoch,
+            "serving": self.serving, "accepted_epoch": self.accepted_epoch, "current_epoch": self.current_epoch,
+            "last_logged_zxid": self.history.last, "applied_zxid": self.applied, "elections": self.elections,
+            "election_round": self.election.logical_clock,
+        }
+        if self.leader is not None:
+            handlers = list(self.leader.handlers.values())
+            out.update(
+                learners=len(handlers),
+                followers=sum(1 for h in handlers if not h.observer),
+                synced_followers=sum(1 for h in handlers if not h.observer and h.forwarding),
+                synced_observers=sum(1 for h in handlers if h.observer and h.forwarding),
+                pending_proposals=len(self.leader.outstanding),
+                pending_syncs=len(self.leader.pending_syncs),
+                last_proposed_zxid=self.leader.last_proposed,
+                last_committed_zxid=self.leader.last_committed,
+            )
+        return out
+
     def has_ready(self) -> bool:
         return any(not r.empty() for r in self._readies)
 

@@ -1057,6 +1057,9 @@ def _main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    else:
+        # The cores warn about what they survive (e.g. an epoch file behind its log); here that is noise.
+        logging.getLogger("zkpy.quorum").setLevel(logging.ERROR)
     if args.seed is not None:
         res = run_seed(args.seed, soak=args.soak > 0, trace=args.verbose)
         print(res)

@@ -257,6 +257,8 @@ class ElectionChannels:
             if st.writer is writer:
                 st.writer = None
                 st.reader_task = None
+                if st.queue and not self._closed:
+                    self._retry(sid)  # what was queued while the channel died goes on a new one
             _close_writer(writer)
 
 
