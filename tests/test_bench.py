@@ -119,3 +119,19 @@ def test_interrupted_bench_stops_the_server_it_started() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:
+    from zkpy.bench.profile import summarize
+
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_text(
+        "main (zkpy/__main__.py:5);run (asyncio/runners.py:118);read (zkpy/server/requests.py:10) 3\n"
+        "main (zkpy/__main__.py:5);run (asyncio/runners.py:118);read (zkpy/server/requests.py:12);"
+        "get_node (zkpy/tree/datatree.py:130) 1\n")
+    s = summarize(stacks)
+    assert s["samples"] == 4
+    assert s["self_pct"][0] == ["server/requests.py:read", 75.0]
+    assert ["tree/datatree.py:get_node", 25.0] in s["self_pct"]
+    assert s["total_pct"][0] == ["server/requests.py:read", 100.0]
+    assert not any(name.startswith("zkpy/__main__.py") for name, _ in s["total_pct"])

@@ -18,6 +18,14 @@ from typing import Any
 __all__ = ["Profiler", "py_spy_path", "summarize"]
 
 RATE_HZ = 250
+# Frames every sample passes through (interpreter start-up, the CLI, the event loop's entry):
+# left out of the "total" list, where they would only say 100%.
+_WRAPPERS = ("<frozen runpy>:", "<frozen importlib", "zkpy/__main__.py:", "cli/main.py:", "server/runner.py:run",
+             "asyncio/runners.py:run", "asyncio/runners.py:Runner.run", "threading.py:", "futures/thread.py:_worker")
+# uvloop is C: time spent inside it (epoll, socket reads and writes, scheduling callbacks) shows
+# as the Python frame that entered the loop.
+_LOOP_FRAME = "asyncio/runners.py:Runner.run"
+_LOOP_NAME = "uvloop internals (C: epoll, socket I/O, callback dispatch)"
 
 
 def py_spy_path() -> str | None:
@@ -78,9 +86,11 @@ def summarize(collapsed: Path, top: int = 15) -> dict[str, Any]:
         if not frames:
             continue
         samples += n
-        self_t[frames[-1]] += n
+        leaf = frames[-1]
+        self_t[_LOOP_NAME if leaf == _LOOP_FRAME else leaf] += n
         for f in set(frames):
-            total_t[f] += n
+            if not f.startswith(_WRAPPERS):
+                total_t[f] += n
 
     def pct(c: Counter[str]) -> list[list[Any]]:
         return [[name, round(100.0 * n / max(1, samples), 1)] for name, n in c.most_common(top)]
