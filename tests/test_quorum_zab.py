@@ -128,6 +128,13 @@ def test_leader_is_established_only_with_its_own_epoch_durable():
     assert core.established_leader
 
 
+def test_leader_steps_down_for_a_member_that_accepted_a_later_epoch():
+    core, _conn = established_leader()
+    core.quorum_accepted(11)
+    core.quorum_packet(11, follower_info(2, accepted=5))  # promised epoch 5 to a failed leader
+    assert core.role == Role.LOOKING  # the next epoch will count its promise
+
+
 def test_leader_times_out_without_a_quorum_in_init_limit():
     core = leader_in_discovery()
     core.tick(core.now + 10 * 100)

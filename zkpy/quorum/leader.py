@@ -199,6 +199,12 @@ class LeaderCore:
         self.by_sid[sid] = h.conn
         h.state = H_WAIT_EPOCH
         accepted = epoch_of(qp.zxid)
+        if 0 <= self.epoch < accepted:
+            # It promised a later epoch (to a leader that never established it) and refuses ours.
+            # Apache leaves it out for as long as this leader lasts; a new election, whose epoch
+            # counts its acceptance, lets it back in.
+            self._fail(f"server {sid} accepted epoch {accepted}, after ours ({self.epoch})")
+            return
         if self.epoch < 0:
             prev = self.connecting.get(sid, -1)
             # Observers' epochs count towards the new epoch (it must exceed every accepted one)
