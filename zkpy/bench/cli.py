@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--output", help="also write the JSON report to this file")
     g.add_argument("--profile", metavar="DIR", help="sample the zkpy server with py-spy every round; collapsed "
                    "stacks and a summary into DIR (pip install py-spy)")
+    g.add_argument("--rounds-table", action="store_true", help="also print every round (CPU of the other load)")
+    g.add_argument("--render", metavar="JSON", help="print the tables of a saved --output report and exit")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
     return p
 
@@ -176,6 +178,11 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        print(f"command: {saved.get('command', '?')}")
+        print(render(saved, rounds=args.rounds_table), end="")
+        return 0
     try:
         _check(args)
         workloads = _workloads(args.workload)
@@ -232,5 +239,5 @@ def main(argv: list[str]) -> int:
         print(text)
     else:
         print(f"command: {report['command']}")
-        print(render(report), end="")
+        print(render(report, rounds=args.rounds_table), end="")
     return 0

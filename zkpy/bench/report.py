@@ -50,7 +50,9 @@ def _ratio_cell(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}x"
 
 
-def _pct(x: float | None) -> str:
+def _pct(x: float | list[float] | None) -> str:
+    if isinstance(x, list):  # a round's figure is per worker: the load generator is their sum
+        x = sum(x)
     return "-" if x is None else f"{x:.0f}%"
 
 
@@ -72,11 +74,32 @@ def _throughput_table(workloads: dict[str, Any]) -> list[str]:
             rows.append([wl, server, tp, *_lat_cells(s["latency_ms"]), *_cpu_cells(s), str(s["errors"]), extra])
         r = d.get("ratio")
         if r:
-            extra = f"events {_f(r.get('events_per_s'))}x" if "events_per_s" in r else ""
+            notes = []
+            if "events_per_s" in r:
+                notes.append(f"events {_f(r.get('events_per_s'))}x")
+            best_a = d.get("apache", {}).get("throughput_max")
+            if best_a:
+                notes.append(f"best round vs best round {d['zkpy']['throughput_max'] / best_a:.2f}x")
+            extra = "; ".join(notes)
             rows.append([wl, "**zkpy/ZK**", f"**{_f(r['throughput'])}x**", "", "", f"**{_f(r['p99'])}x**",
                          "", "", "", "", "", _ratio_cell(r.get("server_cpu_per_req")), "", extra])
     head = ["workload", "server", "req/s mean (min-max)", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
             *CPU_HEAD, "errors", "note"]
+    return _table(head, rows)
+
+
+def _rounds_table(workloads: dict[str, Any]) -> list[str]:
+    rows = []
+    for wl, d in workloads.items():
+        for tag, src in (("", d), (" same load", d.get("same_load") or {})):
+            for server in ("zkpy", "apache"):
+                s = src.get(server)
+                if s is None:
+                    continue
+                for i, r in enumerate(s["rounds"], 1):
+                    rows.append([wl + tag, server, str(i), f"{r['throughput']:,.0f}", _f(r["latency_ms"]["p99"]),
+                                 *_cpu_cells(r)[:3]])
+    head = ["workload", "server", "round", "req/s", "p99 ms", "client CPU", "server CPU", "other CPU"]
     return _table(head, rows)
 
 
@@ -119,7 +142,7 @@ def _memory_table(mem: dict[str, Any]) -> list[str]:
     return _table(head, rows)
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: dict[str, Any], rounds: bool = False) -> str:
     out = []
     m = report.get("machine", {})
     if m:
@@ -135,6 +158,9 @@ def render(report: dict[str, Any]) -> str:
         same = _same_load_table(report["workloads"])
         if same:
             out += ["At the same offered load (fixed rate, latency from the intended send time):", "", *same, ""]
+        if rounds:
+            out += ["Every round (round i of zkpy ran just before round i of Apache; other CPU: processes that are neither server nor load "
+                    "generator):", "", *_rounds_table(report["workloads"]), ""]
     if report.get("memory"):
         out += _memory_table(report["memory"])
         out.append("")
