@@ -159,8 +159,8 @@ def render(report: dict[str, Any], rounds: bool = False) -> str:
         if same:
             out += ["At the same offered load (fixed rate, latency from the intended send time):", "", *same, ""]
         if rounds:
-            out += ["Every round (round i of zkpy ran just before round i of Apache; other CPU: processes that are neither server nor load "
-                    "generator):", "", *_rounds_table(report["workloads"]), ""]
+            out += ["Every round (round i of zkpy ran just before round i of Apache; other CPU: processes that "
+                    "are neither server nor load generator):", "", *_rounds_table(report["workloads"]), ""]
     if report.get("memory"):
         out += _memory_table(report["memory"])
         out.append("")
