@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin the server(s) to CPU 0 and the load generator to the other CPUs")
     g.add_argument("--dir", help="where servers keep data (default: a temporary directory, removed after)")
     g.add_argument("--wait-quiet", type=float, default=0.0, metavar="PCT",
-                   help="before each round wait (up to 2 min) until the machine's busy CPU is below PCT%% of "
+                   help="before each round wait (see --wait-quiet-max) until the machine's busy CPU is below PCT%% of "
                    "one core (for shared machines)")
+    g.add_argument("--wait-quiet-max", type=float, default=120.0, metavar="S",
+                   help="the longest --wait-quiet waits before a round (default %(default)s s)")
     g.add_argument("--apache-heap", default=APACHE_HEAP_DEFAULT, help="Apache's -Xmx (default %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
@@ -200,6 +202,7 @@ def main(argv: list[str]) -> int:
                              duration_s=3600.0, client_cpus=client_cpus, params=params)
     cfg = SuiteConfig(workloads=workloads, load=load, rounds=args.rounds, same_load_fraction=args.same_load,
                       memory_znodes=args.memory_znodes, memory_load=memory_load, quiet_below_pct=args.wait_quiet,
+                      quiet_max_wait_s=args.wait_quiet_max,
                       profile_dir=Path(args.profile) if args.profile else None)
     ui = RichUI(args.quiet or (args.json and not sys.stderr.isatty()))
     tmp = None if args.dir else tempfile.TemporaryDirectory(prefix="zkpy-bench-")
@@ -218,7 +221,13 @@ def main(argv: list[str]) -> int:
                       "forceSync": "yes", "load_average_1m": round(load_average(), 2),
                       "servers": ", ".join(f"{e.kind} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
         }
-        report.update(run_suite(eps, cfg, ui))
+        out_path = Path(args.output) if args.output else None
+
+        def save_partial(partial: dict[str, Any]) -> None:
+            # A long run interrupted still leaves every workload finished so far.
+            if out_path is not None:
+                out_path.write_text(json.dumps({**report, **partial, "partial": True}, indent=2) + "\n")
+        report.update(run_suite(eps, cfg, ui, save_partial))
     except KeyboardInterrupt:
         ui.done()
         print("zkpy bench: interrupted; servers stopped", file=sys.stderr)

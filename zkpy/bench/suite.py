@@ -8,6 +8,7 @@ caller (``servers.stop_all`` in a ``finally``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,11 +158,14 @@ def _memory_run(eps: list[Endpoint], cfg: SuiteConfig, ui: UI) -> dict[str, Any]
     return out
 
 
-def run_suite(eps: list[Endpoint], cfg: SuiteConfig, ui: UI) -> dict[str, Any]:
+def run_suite(eps: list[Endpoint], cfg: SuiteConfig, ui: UI,
+              save_partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"workloads": {}}
     for wl in cfg.workloads:
         if wl in THROUGHPUT_WORKLOADS:
             report["workloads"][wl] = _throughput_workload(eps, wl, cfg, ui)
+            if save_partial is not None:
+                save_partial(report)
     for ep in eps:
         if ep.server is None:  # a server we started is stopped and its directory removed instead
             run_async(cleanup(ep.hosts, cfg.load.params))
