@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 # Dropwizard UniformReservoir's size in ZooKeeper's AvgMinMaxPercentileCounter.
 RESERVOIR_SIZE = 4096
+# Request-path samples buffered before ServerMetrics.tick folds them into their summary.
+FOLD_AT = 1024
 # The text format Java's simpleclient 0.9.0 serves (no OpenMetrics negotiation before 0.10).
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -146,16 +148,53 @@ class Summary:
     ``min``/``max`` are meaningful only while ``count`` > 0 (readers check; ZooKeeper prints 0).
     The sample is a uniform reservoir of :data:`RESERVOIR_SIZE` values, the distribution of
     ZooKeeper's (Dropwizard's algorithm R), kept with Li's algorithm L: once the reservoir is
-    full, :meth:`add` only counts until the precomputed index of the next replacement, so the
-    request path pays no random number per sample."""
+    full, samples are only counted until the precomputed index of the next replacement.
 
-    __slots__ = ("_next", "_values", "_w", "count", "max", "min", "name", "total")
+    Two ways in: :meth:`add` takes one sample; the request path instead appends to ``pending``
+    (a C-level list append, no Python frame) and :meth:`fold` takes the buffered samples in one
+    go, once per event-loop turn and before anything reads the summary."""
+
+    __slots__ = ("_next", "_values", "_w", "count", "max", "min", "name", "pending", "total")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        # One list for life: the request path holds its bound ``append``.
+        self.pending: list[int] = []
         self.reset()
 
+    def fold(self) -> None:
+        """Take the samples buffered in ``pending``, as :meth:`add` would one by one."""
+        batch = self.pending
+        k = len(batch)
+        if not k:
+            return
+        n0 = self.count
+        end = n0 + k
+        self.count = end
+        self.total += sum(batch)
+        lo, hi = min(batch), max(batch)
+        if lo < self.min:
+            self.min = lo
+        if hi > self.max:
+            self.max = hi
+        values = self._values
+        filled = 0
+        if n0 < RESERVOIR_SIZE:
+            filled = min(RESERVOIR_SIZE - n0, k)
+            values.extend(batch if filled == k else batch[:filled])
+            if n0 + filled == RESERVOIR_SIZE:
+                self._w = _draw_w()
+                self._next = RESERVOIR_SIZE + _skip(self._w)
+        if n0 + filled >= RESERVOIR_SIZE:
+            while self._next <= end:  # bounded: _next grows by at least 1 a pass
+                values[random.randrange(RESERVOIR_SIZE)] = batch[self._next - n0 - 1]
+                self._w *= _draw_w()
+                self._next += _skip(self._w)
+        batch.clear()
+
     def add(self, value: int) -> None:
+        if self.pending:
+            self.fold()
         n = self.count + 1
         self.count = n
         self.total += value
@@ -174,6 +213,7 @@ class Summary:
             self._next = n + _skip(self._w)
 
     def reset(self) -> None:
+        self.pending.clear()
         self.count = self.total = 0
         self.min = _NO_MIN  # sentinels: the first sample sets both
         self.max = _NO_MAX
@@ -189,6 +229,7 @@ class Summary:
         """Dropwizard UniformSnapshot.getValue over the reservoir (0 without samples)."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"{q} is not in [0..1]")
+        self.fold()
         values = sorted(self._values)
         n = len(values)
         if n == 0:
@@ -227,23 +268,49 @@ class ServerMetrics:
 
     def __init__(self, server: Any = None) -> None:
         self.server = server
-        self.summaries: dict[str, Summary] = {name: Summary(name) for name in (*BASIC_SUMMARIES, *SUMMARIES)}
+        self._summaries: dict[str, Summary] = {name: Summary(name) for name in (*BASIC_SUMMARIES, *SUMMARIES)}
         self.summary_sets: dict[str, SummarySet] = {name: SummarySet(name)
                                                     for name in (*BASIC_SUMMARY_SETS, *SUMMARY_SETS)}
         self.counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.counter_sets: dict[str, dict[str, int]] = {name: {} for name in COUNTER_SETS}
         self._gauges: dict[str, Callable[[], int | float | None]] = {}
-        # The summaries instrumented on the request path and by persistence, by attribute.
-        self.read_latency = self.summaries["readlatency"]
-        self.update_latency = self.summaries["updatelatency"]
-        self.fsync_time = self.summaries["fsynctime"]
-        self.snapshot_time = self.summaries["snapshottime"]
-        self.db_init_time = self.summaries["dbinittime"]
-        self.startup_snap_load_time = self.summaries["startup_snap_load_time"]
-        self.startup_txns_loaded = self.summaries["startup_txns_loaded"]
-        self.startup_txns_load_time = self.summaries["startup_txns_load_time"]
-        self.quorum_ack_latency = self.summaries["quorum_ack_latency"]
+        # The summaries instrumented by the server and persistence, by attribute.
+        self.read_latency = self._summaries["readlatency"]
+        self.update_latency = self._summaries["updatelatency"]
+        self.fsync_time = self._summaries["fsynctime"]
+        self.snapshot_time = self._summaries["snapshottime"]
+        self.db_init_time = self._summaries["dbinittime"]
+        self.startup_snap_load_time = self._summaries["startup_snap_load_time"]
+        self.startup_txns_loaded = self._summaries["startup_txns_loaded"]
+        self.startup_txns_load_time = self._summaries["startup_txns_load_time"]
+        self.quorum_ack_latency = self._summaries["quorum_ack_latency"]
         self.ack_latency = self.summary_sets["ack_latency"]
+        # The request path: one C-level list append per request; fold() does the rest per turn.
+        self._read_pending = self.read_latency.pending
+        self._update_pending = self.update_latency.pending
+        self.record_read_latency = self._read_pending.append
+        self.record_update_latency = self._update_pending.append
+        self._buffered = (self.read_latency, self.update_latency)
+
+    def fold(self) -> None:
+        """Fold everything the request path buffered (before any read of the summaries)."""
+        for summary in self._buffered:
+            if summary.pending:
+                summary.fold()
+
+    def tick(self) -> None:
+        """Once per event-loop turn: fold a buffer that has grown to FOLD_AT samples.
+
+        Folding in large batches keeps the per-request cost at one list append; the threshold
+        bounds the buffers at FOLD_AT plus one turn's requests."""
+        if len(self._read_pending) >= FOLD_AT or len(self._update_pending) >= FOLD_AT:
+            self.fold()
+
+    @property
+    def summaries(self) -> dict[str, Summary]:
+        """Every summary by ZooKeeper name, with buffered samples folded in."""
+        self.fold()
+        return self._summaries
 
     # ------------------------------------------------------------------ writing
 
@@ -262,7 +329,7 @@ class ServerMetrics:
         """srst: every counter and summary back to zero (DefaultMetricsProvider.resetAllValues)."""
         for name in self.counts:
             self.counts[name] = 0
-        for summary in self.summaries.values():
+        for summary in self._summaries.values():
             summary.reset()
         for summary_set in self.summary_sets.values():
             summary_set.clear()
@@ -327,10 +394,11 @@ class ServerMetrics:
             members = self.counter_sets.get(name, {})
             for key in java_hash_order(sorted(members), java_string_hash, concurrent=True):
                 out.append((f"{key}_{name}", members[key]))
+        summaries = self.summaries
         for name in BASIC_SUMMARIES:
-            out.extend(_summary_values(name, self.summaries[name], percentiles=False))
+            out.extend(_summary_values(name, summaries[name], percentiles=False))
         for name in SUMMARIES:
-            out.extend(_summary_values(name, self.summaries[name], percentiles=True))
+            out.extend(_summary_values(name, summaries[name], percentiles=True))
         for names, percentiles in ((BASIC_SUMMARY_SETS, False), (SUMMARY_SETS, True)):
             for name in names:
                 members = self.summary_sets[name]
@@ -490,11 +558,12 @@ class PrometheusCollector:
             for key, value in sorted(members.items()):
                 counter.add_sample(name, {"key": key}, float(value))
             yield counter
+        summaries = m.summaries
         for names, quantiles in ((BASIC_SUMMARIES, _PROMETHEUS_QUANTILES_BASIC),
                                  (SUMMARIES, _PROMETHEUS_QUANTILES_ADVANCED)):
             for name in names:
                 summary = Metric(name, name, "summary")
-                _add_summary_samples(summary, name, m.summaries[name], quantiles, {})
+                _add_summary_samples(summary, name, summaries[name], quantiles, {})
                 yield summary
         for names, quantiles in ((BASIC_SUMMARY_SETS, _PROMETHEUS_QUANTILES_BASIC),
                                  (SUMMARY_SETS, _PROMETHEUS_QUANTILES_ADVANCED)):

@@ -198,6 +198,7 @@ class ZooKeeperServer:
 
     def _flush_dirty(self) -> None:
         self._flush_scheduled = False
+        self.metrics.tick()  # folds the request latencies buffered so far, in large batches
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             conn.flush()
@@ -296,7 +297,7 @@ class ZooKeeperServer:
         # A read is answered on arrival unless it waited behind its session's writes.
         ms = int((time.monotonic() - started) * 1000) if started is not None else 0
         stats.record_latency(ms)
-        self.metrics.read_latency.add(ms)
+        self.metrics.record_read_latency(ms)
         conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
 
     def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
@@ -370,7 +371,7 @@ class ZooKeeperServer:
             # createSession is a write: ZooKeeper counts it in the request latency and updatelatency.
             ms = int((time.monotonic() - item.started) * 1000)
             self.stats.record_latency(ms)
-            self.metrics.update_latency.add(ms)
+            self.metrics.record_update_latency(ms)
             return
         conn, pending = item.conn, item.pending
         if conn is None or pending is None:
@@ -379,7 +380,7 @@ class ZooKeeperServer:
         reply = write_reply(pending.op, pending.xid, zxid, rc, prepared.error)
         ms = int((time.monotonic() - item.started) * 1000)
         self.stats.record_latency(ms)
-        self.metrics.update_latency.add(ms)
+        self.metrics.record_update_latency(ms)
         self.stats.packets_sent += 1
         conn.record_op(pending.xid, zxid, pending.op, ms)
         conn.complete(pending, reply)
