@@ -257,8 +257,9 @@ def test_dump_lists_the_session_and_its_ephemeral(pair: Pair) -> None:
     out = pair.cmd("dump")
     for kind, side in pair.sides.items():
         assert out[kind]["session_id_to_ephemeral_paths"] == {str(side.session_id): ["/eph"]}
+        # Apache's ExpiryQueue keeps a bucket a session left until its time passes: skip empty ones.
         buckets = out[kind]["expiry_time_to_session_ids"]
-        assert [ids for ids in buckets.values()] == [[side.session_id]]
+        assert [ids for ids in buckets.values() if ids] == [[side.session_id]]
 
 
 @pytest.mark.apache
@@ -269,7 +270,7 @@ def test_connection_views_describe_the_client(pair: Pair) -> None:
         assert conn["session_id"] == side.session_id
         assert conn["session_timeout"] == 10000
         assert re.fullmatch(r"127\.0\.0\.1:\d+", conn["remote_socket_address"])
-        assert conn["last_operation"] == "EXIS"
+        assert conn["last_operation"] in ("EXIS", "PING")  # the last request, or a ping since
         assert out[kind]["secure_connections"] == []
 
 
