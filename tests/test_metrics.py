@@ -297,3 +297,29 @@ def test_monitor_values_are_mntrs_lines() -> None:
     changing = {"uptime", "packets_sent", "open_file_descriptor_count"}
     rendered = {k: java_double(v) if isinstance(v, float) else v for k, v in monitor if k not in changing}
     assert rendered == {k: v for k, v in mntr if k not in changing}
+
+
+def test_folding_a_buffer_equals_adding_one_by_one() -> None:
+    random.seed(11)
+    data = [random.randrange(1000) for _ in range(20_000)]
+    one, batched = m.Summary("one"), m.Summary("batched")
+    for v in data:
+        one.add(v)
+    for i in range(0, len(data), 333):
+        batched.pending.extend(data[i:i + 333])
+        batched.fold()
+    assert (batched.count, batched.total, batched.min, batched.max) == (one.count, one.total, one.min, one.max)
+    assert len(batched._values) == m.RESERVOIR_SIZE
+    assert abs(batched.percentile(0.5) - one.percentile(0.5)) < 50  # two uniform samples of one stream
+
+
+def test_buffered_latencies_are_folded_before_anything_reads_them() -> None:
+    metrics = m.ServerMetrics(None)
+    metrics.record_read_latency(7)
+    metrics.tick()  # below FOLD_AT: stays buffered
+    assert metrics.read_latency.count == 0
+    assert metrics.summaries["readlatency"].count == 1  # a reader folds first
+    for _ in range(m.FOLD_AT):
+        metrics.record_update_latency(1)
+    metrics.tick()
+    assert metrics.update_latency.count == m.FOLD_AT and not metrics.update_latency.pending
