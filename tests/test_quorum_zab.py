@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.quorum_sim.helpers import entry, history, make_leader, make_learner, packet, peer, persist_all, take
+from zkpy.proto.records import Id
 from zkpy.quorum import wire
 from zkpy.quorum.effects import (
     AppendEntries,
@@ -300,11 +301,12 @@ def test_leader_answers_sync_after_commit_and_a_quorum_ping():
 def test_leader_reports_forwarded_writes_and_session_touches():
     core, conn = established_leader()
     req = wire.encode_request(5, 1, 1, b"create")
-    core.quorum_packet(conn, packet(wire.REQUEST, -1, req))
+    auth = [Id("digest", "u:x")]
+    core.quorum_packet(conn, wire.packet(wire.REQUEST, -1, req, auth))
     core.quorum_packet(conn, packet(wire.PING, 0, wire.encode_touches({5: 4000})))
     core.quorum_packet(conn, packet(wire.REVALIDATE, -1, wire.encode_revalidate_request(6, 3000)))
     fx = take(core)
-    assert fx.learner_requests == [(1, req)]
+    assert fx.learner_requests == [(1, req, auth)]
     assert fx.session_touches == [(5, 4000)]
     assert fx.revalidate_requests == [(1, 6, 3000)]
     core.revalidate_reply(1, 6, False)

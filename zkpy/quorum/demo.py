@@ -117,7 +117,7 @@ class DemoMember:
         self.serving = serving
         log.info("serving: %s", serving)
 
-    def learner_request(self, sid: int, request: bytes) -> None:
+    def learner_request(self, sid: int, request: bytes, authinfo: list) -> None:
         session, cxid, op = wire.decode_request_head(request)
         if op != OpCode.create:
             return

@@ -53,8 +53,9 @@ class ServerHooks(Protocol):
 
     def serving_changed(self, serving: bool) -> None: ...
 
-    def learner_request(self, sid: int, request: bytes) -> None:
-        """Leader: a write a learner forwarded (REQUEST data); prepare it and call propose()."""
+    def learner_request(self, sid: int, request: bytes, authinfo: list) -> None:
+        """Leader: a write a learner forwarded (REQUEST data and the client's auth ids); prepare
+        it and call propose()."""
 
     def session_touches(self, touches: list[tuple[int, int]]) -> None: ...
 
@@ -136,11 +137,11 @@ class QuorumDriver:
         finally:
             self._pump()
 
-    def forward(self, request: bytes) -> None:
+    def forward(self, request: bytes, authinfo: list | None = None) -> None:
         core = self.peer
         core.advance_time(self.now_ms())
         try:
-            core.forward(request)
+            core.forward(request, authinfo)
         finally:
             self._pump()
 
@@ -247,8 +248,8 @@ class QuorumDriver:
             hooks.role_changed(rd.role, core.leader_id, core.epoch)
         if rd.serving is not None:
             hooks.serving_changed(rd.serving)
-        for sid, data in rd.learner_requests:
-            hooks.learner_request(sid, data)
+        for sid, data, authinfo in rd.learner_requests:
+            hooks.learner_request(sid, data, authinfo)
         if rd.session_touches:
             hooks.session_touches(rd.session_touches)
         for sid, session, timeout in rd.revalidate_requests:

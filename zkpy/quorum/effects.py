@@ -118,7 +118,8 @@ class Ready:
     persist_token: int = 0
     apply: list[tuple[int, bytes]] = field(default_factory=list)
     # Learner requests forwarded to this leader: (learner sid, REQUEST data).
-    learner_requests: list[tuple[int, bytes]] = field(default_factory=list)
+    # Leader: (learner sid, REQUEST data, the client's auth ids) to prepare and propose.
+    learner_requests: list[tuple[int, bytes, list]] = field(default_factory=list)
     # Leader: sessions a learner reported alive (session id, timeout ms).
     session_touches: list[tuple[int, int]] = field(default_factory=list)
     # Leader: (learner sid, session id, timeout ms) to answer with PeerCore.revalidate_reply.

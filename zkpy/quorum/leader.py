@@ -363,12 +363,16 @@ class LeaderCore:
             if op == OP_SYNC:
                 self._queue_sync(h.conn, None)
             else:
-                self.host.rd().learner_requests.append((h.sid, qp.data or b""))
+                self.host.rd().learner_requests.append((h.sid, qp.data or b"", list(qp.authinfo or ())))
         elif t == wire.REVALIDATE:
             session, timeout = wire.decode_revalidate_request(qp.data)
             self.host.rd().revalidate_requests.append((h.sid, session, timeout))
         else:
             log.warning("leader %d: unexpected %s from %d", self.my_id, wire.describe(qp), h.sid)
+
+    def next_zxid(self) -> int:
+        """The zxid the next :meth:`propose` will assign (the server's prepare stamps it first)."""
+        return make_zxid(self.epoch, self.counter + 1)
 
     def propose(self, entry: bytes) -> int:
         """Assign the next zxid to ``entry`` (TxnHeader + txn), log it and send it to the voters."""

@@ -347,10 +347,10 @@ class LearnerCore:
 
     # ------------------------------------------------------------------ requests
 
-    def forward(self, request: bytes) -> None:
+    def forward(self, request: bytes, authinfo: list | None = None) -> None:
         if self.state != L_ACTIVE:
             raise NotServingError("not in sync with a leader")
-        self.host.send(self.conn, wire.packet(wire.REQUEST, -1, request))
+        self.host.send(self.conn, wire.packet(wire.REQUEST, -1, request, authinfo))
 
     def sync(self, token: object, request: bytes) -> None:
         if self.state != L_ACTIVE:

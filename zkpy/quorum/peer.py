@@ -283,11 +283,12 @@ class PeerCore:
         finally:
             self._after_input()
 
-    def forward(self, request: bytes) -> None:
-        """Learner: send a client write to the leader (REQUEST data: session, cxid, type, body)."""
+    def forward(self, request: bytes, authinfo: list | None = None) -> None:
+        """Learner: send a client write to the leader (REQUEST data: session, cxid, type, body),
+        with the client's auth ids (the leader checks ACLs with them)."""
         if self.learner is None:
             raise NotServingError("not following a leader")
-        self.learner.forward(request)
+        self.learner.forward(request, authinfo)
         self._after_input()
 
     def sync(self, token: object, request: bytes = b"") -> None:

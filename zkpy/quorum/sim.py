@@ -480,7 +480,7 @@ class Sim:
             self.send_packet(node, out)
         if rd.persist:
             self.persist(node, rd.persist_token, rd.persist)
-        for _sid, data in rd.learner_requests:
+        for _sid, data, _auth in rd.learner_requests:
             session, _cxid, op = wire.decode_request_head(data)
             if op == OP_CREATE and core.established_leader:
                 try:

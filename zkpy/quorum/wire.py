@@ -165,8 +165,9 @@ def decode_initial_head(buf: bytes) -> tuple[int, int, int]:
 # ------------------------------------------------------------------ quorum packet payloads
 
 
-def packet(ptype: int, zxid: int = 0, data: bytes | None = None) -> QuorumPacket:
-    return QuorumPacket(ptype, zxid, data, None)
+def packet(ptype: int, zxid: int = 0, data: bytes | None = None, authinfo: list | None = None) -> QuorumPacket:
+    """A QuorumPacket; only REQUEST carries ``authinfo`` (the client's ids, for the leader's ACL checks)."""
+    return QuorumPacket(ptype, zxid, data, authinfo)
 
 
 def encode_learner_info(sid: int, config_version: int = 0) -> bytes:
