@@ -99,17 +99,22 @@ class ServerProcess:
                 str(self.cfg_path)]
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        self.start_background()
+        self.wait_serving(timeout_s)
+        return self
+
+    def start_background(self) -> ServerProcess:
+        """Launch the process without waiting for it (ensemble members need each other)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.cfg_path.exists() or self.extra_cfg:
             self.write_cfg()
         self.log_path = self.cfg_path.with_suffix(".log")
         env = dict(os.environ)
         env.update({k: v for k, v in self.env.items() if not k.startswith("zookeeper.")})
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(Path(__file__).resolve().parents[2]))
         log.close()
-        self.wait_serving(timeout_s)
         return self
 
     def wait_serving(self, timeout_s: float = 30.0) -> None:

@@ -43,11 +43,6 @@ def _server(argv: list[str]) -> int:
             print(f"warning: {w}", file=sys.stderr)
         print(f"{args.config or '(defaults)'}: OK")
         return 0
-    if getattr(config, "is_quorum", False):
-        print("zkpy: this configuration lists several server.N members; quorum mode is not available yet "
-              "in this version of zkpy (run one standalone server, or keep a single server.N line)",
-              file=sys.stderr)
-        return 2
     return run(config)
 
 

@@ -70,6 +70,9 @@ class QuorumDisk:
         self.history_limit = history_limit
         self.compression = snapshot_compression
         self.writer = self._new_writer()
+        # Set from the event loop when a snapshot starts; the next persisted batch begins a new
+        # log file, so the snapshot's log suffix starts in a file of its own (rollLog).
+        self.roll_requested = False
 
     def _new_writer(self) -> TxnLogWriter:
         return TxnLogWriter(self.dirs.log_dir, prealloc_bytes=self.prealloc_bytes, force_sync=self.force_sync)
@@ -166,6 +169,9 @@ class QuorumDisk:
         """Carry out ``items`` in order, each durable before the next; ``applied_zxid`` is how far
         the live database has got (a TRUNC below it means reloading)."""
         result = BatchResult()
+        if self.roll_requested:
+            self.roll_requested = False
+            self.writer.roll()
         for item in items:
             if isinstance(item, AppendEntries):
                 for entry in item.entries:

@@ -234,7 +234,9 @@ class ClientConnection(asyncio.Protocol):
             return
         body = frame[8:]
         if op in READ_OPS:
-            if self.queue:
+            if op == OpCode.sync and server.deferred_sync:
+                server.process_sync(self, xid, body)  # type: ignore[attr-defined]
+            elif self.queue:
                 self.queue.append(Pending(xid, op, body))
             else:
                 server.process_read(self, xid, op, body)

@@ -28,6 +28,7 @@ import random
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,9 +150,11 @@ def encode_node_into(buf: bytearray, path: str, node: Node) -> None:
 class Snapshotter:
     """Takes fuzzy snapshots of a live database without stalling the event loop."""
 
-    def __init__(self, db: Database, snap_dir: Path, spool_dir: Path, executor: ThreadPoolExecutor,
-                 stats: LogStats, compression: str = "") -> None:
-        self.db = db
+    def __init__(self, db: Database | Callable[[], Database], snap_dir: Path, spool_dir: Path,
+                 executor: ThreadPoolExecutor, stats: LogStats, compression: str = "") -> None:
+        # The database to snapshot, or how to get the current one (a quorum member's is replaced
+        # when it syncs from a leader).
+        self._db_source: Callable[[], Database] = db if callable(db) else (lambda: db)
         self.snap_dir = snap_dir
         self.spool_dir = spool_dir
         self.executor = executor
@@ -172,9 +175,10 @@ class Snapshotter:
 
     async def take(self) -> Path | None:
         loop = asyncio.get_running_loop()
-        tree = self.db.tree
+        db = self._db_source()
+        tree = db.tree
         zxid = tree.last_processed_zxid
-        sessions = dict(self.db.sessions)
+        sessions = dict(db.sessions)
         started = time.monotonic()
         fd, spool_name = tempfile.mkstemp(prefix=".nodes.", suffix=".spool", dir=self.spool_dir)
         spool = os.fdopen(fd, "wb")
@@ -273,6 +277,28 @@ def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trus
     return db, [*rec.report.lines(), rec.report.summary()]
 
 
+class SnapshotSchedule:
+    """When to snapshot: after ``snapCount/2 + random(snapCount/2)`` txns or half the log size
+    limit plus a random part (SyncRequestProcessor.shouldSnapshot), randomized anew each time so
+    that ensemble members do not all snapshot at once."""
+
+    def __init__(self, snap_count: int, snap_size_bytes: int) -> None:
+        self.snap_count = max(2, snap_count)
+        self.snap_size_bytes = snap_size_bytes
+        self.txns = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.txns = 0
+        self.roll_at = self.snap_count // 2 + random.randrange(max(1, self.snap_count // 2))
+        half = self.snap_size_bytes // 2
+        self.size_roll_at = half + random.randrange(max(1, half)) if half > 0 else 0
+
+    def due(self, n_txns: int, log_bytes: int) -> bool:
+        self.txns += n_txns
+        return self.txns > self.roll_at or bool(self.size_roll_at and log_bytes > self.size_roll_at)
+
+
 class Storage:
     """Everything on disk for one standalone server."""
 
@@ -289,17 +315,9 @@ class Storage:
         self.stats = self.durability.stats
         self._snap_executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-snapshot")
         self.snapshotter: Snapshotter | None = None
-        self.snap_count = max(2, int(config.snap_count))
-        self.snap_size_bytes = int(getattr(config, "snap_size_limit_kb", 0)) * 1024
-        self._txns_since_snapshot = 0
-        self._reset_thresholds()
+        self.schedule = SnapshotSchedule(int(config.snap_count), int(getattr(config, "snap_size_limit_kb", 0)) * 1024)
         self._purge_task: asyncio.Task[None] | None = None
         self._server: ZooKeeperServer | None = None
-
-    def _reset_thresholds(self) -> None:
-        self._roll_at = self.snap_count // 2 + random.randrange(max(1, self.snap_count // 2))
-        half = self.snap_size_bytes // 2
-        self._size_roll_at = half + random.randrange(max(1, half)) if half > 0 else 0
 
     def load_into(self, server: ZooKeeperServer) -> None:
         cfg = self.config
@@ -312,7 +330,7 @@ class Storage:
 
     def start_background(self, server: ZooKeeperServer) -> None:
         self._server = server
-        self.snapshotter = Snapshotter(server.db, self.dirs.snap_dir, self.dirs.snap_dir, self._snap_executor,
+        self.snapshotter = Snapshotter(lambda: server.db, self.dirs.snap_dir, self.dirs.snap_dir, self._snap_executor,
                                        self.stats, getattr(self.config, "snapshot_compression_method", ""))
         self.durability.metrics = self.snapshotter.metrics = getattr(server, "metrics", None)
         server.after_batch = self.after_batch
@@ -326,14 +344,11 @@ class Storage:
 
     def after_batch(self, n_txns: int) -> None:
         """Called after each committed batch: snapshot when the randomized threshold is crossed."""
-        self._txns_since_snapshot += n_txns
-        size_due = self._size_roll_at and self.writer.current_path is not None and \
-            self.durability.writer._pos > self._size_roll_at
-        if self._txns_since_snapshot > self._roll_at or size_due:
+        log_bytes = self.writer._pos if self.writer.current_path is not None else 0
+        if self.schedule.due(n_txns, log_bytes):
             if self.snapshotter is not None and self.snapshotter.running:
                 return  # "Too busy to snap, skipping" — the next batch checks again
-            self._txns_since_snapshot = 0
-            self._reset_thresholds()
+            self.schedule.reset()
             self.durability.request_roll()
             if self.snapshotter is not None:
                 self.snapshotter.start()

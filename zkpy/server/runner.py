@@ -57,6 +57,10 @@ def install_event_loop_policy() -> None:
 
 
 async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+    if getattr(config, "is_quorum", False):
+        from zkpy.server.ensemble import serve_member
+
+        return await serve_member(config, ready, stop)
     from zkpy.server.admin import AdminServerError, start_admin_server
     from zkpy.server.fourlw import FourLetterWords
     from zkpy.server.metrics import MetricsProviderError, start_metrics_http

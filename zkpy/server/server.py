@@ -69,6 +69,9 @@ class InFlight:
 class ZooKeeperServer:
     """A standalone ZooKeeper server over a :class:`Database`."""
 
+    # A quorum member answers sync only once it has caught up with the leader.
+    deferred_sync = False
+
     def __init__(self, config: Any, durability: Durability | None = None, server_id: int = 1) -> None:
         self.config = config
         self.db = Database(extended_types=bool(config.extended_types_enabled))
@@ -237,34 +240,47 @@ class ZooKeeperServer:
                      " client must try another server", *conn.remote, req.lastZxidSeen, self.last_zxid)
             conn.close()
             return
+        if not self.serving:
+            # A quorum member between leaders: ZooKeeper drops such a client, which moves on.
+            conn.close()
+            return
         cfg = self.config
         timeout = min(max(req.timeOut, cfg.min_session_timeout_ms), cfg.max_session_timeout_ms)
         conn.session_timeout_ms = timeout
         if req.sessionId == 0:
-            sid = self.sessions.new_session_id()
-            # Track it from now, as PrepRequestProcessor does, so it can expire even before commit.
-            self.sessions.add(sid, timeout, _now_ms())
-            prepared = self.preparer.prepare_session(OpCode.createSession, sid, timeout)
-            creation = SessionCreation(conn, sid, timeout, hs.read_only)
-            self._submit(InFlight(prepared, session=creation))
-            return
-        sid = req.sessionId
-        valid = (req.passwd == session_password(sid) and self.sessions.touch(sid, _now_ms(), timeout))
-        if valid:
-            old = self.by_session.get(sid)
-            if old is not None and old is not conn:
-                old.close()
-            if self.db.sessions.get(sid) != timeout:
-                # The negotiated timeout of a re-attached session can change; keep it in memory.
-                pass
-            self._finish_session(conn, sid, timeout, hs.read_only)
+            self._new_session(conn, timeout, hs.read_only)
+        elif req.passwd != session_password(req.sessionId):
+            self._refuse_session(conn, req.sessionId)
         else:
-            log.info("Invalid session 0x%x for client %s:%s, probably expired", sid & 0xFFFFFFFFFFFFFFFF,
-                     *conn.remote)
-            resp = encode_connect_response(ConnectResponse(0, 0, 0, _PASSWORD_INVALID),
-                                           None if conn.old_client else False)
-            conn.send(len(resp).to_bytes(4, "big") + resp)
-            conn.close_after_flush()
+            self._reattach(conn, req.sessionId, timeout, hs.read_only)
+
+    def _new_session(self, conn: ClientConnection, timeout: int, read_only: bool | None) -> None:
+        sid = self.sessions.new_session_id()
+        # Track it from now, as PrepRequestProcessor does, so it can expire even before commit.
+        self.sessions.add(sid, timeout, _now_ms())
+        prepared = self.preparer.prepare_session(OpCode.createSession, sid, timeout)
+        creation = SessionCreation(conn, sid, timeout, read_only)
+        self._submit(InFlight(prepared, session=creation))
+
+    def _reattach(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:
+        """A client came back with a session id and its right password."""
+        if self.sessions.touch(sid, _now_ms(), timeout):
+            self._session_valid(conn, sid, timeout, read_only)
+        else:
+            self._refuse_session(conn, sid)
+
+    def _session_valid(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:
+        old = self.by_session.get(sid)
+        if old is not None and old is not conn:
+            old.close()
+        self._finish_session(conn, sid, timeout, read_only)
+
+    def _refuse_session(self, conn: ClientConnection, sid: int) -> None:
+        log.info("Invalid session 0x%x for client %s:%s, probably expired", sid & 0xFFFFFFFFFFFFFFFF, *conn.remote)
+        resp = encode_connect_response(ConnectResponse(0, 0, 0, _PASSWORD_INVALID),
+                                       None if conn.old_client else False)
+        conn.send(len(resp).to_bytes(4, "big") + resp)
+        conn.close_after_flush()
 
     def _finish_session(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:
         if conn.closed:
@@ -286,10 +302,14 @@ class ZooKeeperServer:
 
     # ------------------------------------------------------------------ requests
 
-    def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes,
-                     started: float | None = None) -> None:
+    def touch(self, conn: ClientConnection) -> None:
+        """The client spoke: push its session's deadline out."""
         if conn.session_id:
             self.sessions.touch(conn.session_id, _now_ms())
+
+    def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes,
+                     started: float | None = None) -> None:
+        self.touch(conn)
         self.reads.execute(conn, xid, op, body)
         stats = self.stats
         stats.packets_received += 1
@@ -301,7 +321,7 @@ class ZooKeeperServer:
         conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
 
     def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
-        self.sessions.touch(conn.session_id, _now_ms())
+        self.touch(conn)
         self.stats.packets_received += 1
         prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids)
         pending = Pending(xid, op, body, prepared)
@@ -365,6 +385,9 @@ class ZooKeeperServer:
         op = hdr.type
         if op == OpCode.closeSession:
             self._session_closed(hdr.clientId)
+        elif op == OpCode.createSession and hdr.clientId not in self.sessions.sessions:
+            # A session created through another member (quorum): track it here too.
+            self.sessions.add(hdr.clientId, self.db.sessions.get(hdr.clientId, 0), _now_ms())
         if item.session is not None:
             s = item.session
             self._finish_session(s.conn, s.session_id, s.timeout_ms, s.read_only)
@@ -403,6 +426,8 @@ class ZooKeeperServer:
         tick_s = self.sessions.tick_ms / 1000
         while True:
             await asyncio.sleep(tick_s / 2)
+            if not self.owns_sessions():
+                continue
             for sess in self.sessions.expired(_now_ms()):
                 self.metrics.count("stale_sessions_expired")
                 log.info("Expiring session 0x%x, timeout of %dms exceeded",
@@ -423,7 +448,11 @@ class ZooKeeperServer:
         min_gap_s = 60.0 / max_per_minute
         while True:
             await asyncio.sleep(interval_s)
+            if not self.owns_sessions():
+                continue
             for path in self._container_candidates(never_used_ms):
+                if not self.owns_sessions():
+                    break
                 prepared = self.preparer.prepare_delete_container(path)
                 self._submit(InFlight(prepared))
                 await asyncio.sleep(min_gap_s)
@@ -449,6 +478,17 @@ class ZooKeeperServer:
                 if ttl and now - mtime > ttl:
                     out.append(path)
         return out
+
+    # ------------------------------------------------------------------ roles
+
+    @property
+    def serving(self) -> bool:
+        """Whether client sessions are accepted (a quorum member only while synced with a leader)."""
+        return True
+
+    def owns_sessions(self) -> bool:
+        """Whether this server expires sessions and removes containers (standalone, or the leader)."""
+        return True
 
     # ------------------------------------------------------------------ introspection
 
