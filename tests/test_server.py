@@ -467,20 +467,28 @@ def test_config_with_only_its_own_server_line_runs_standalone(tmp_path: Path) ->
         srv.stop()
 
 
-def test_config_with_several_servers_is_refused_clearly(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_ensemble_member_alone_does_not_serve(tmp_path: Path) -> None:
+    from tests.support.ensemble import make_ensemble
 
-    srv = make_server("zkpy", tmp_path / "ens")
-    srv.data_dir.mkdir(parents=True)
-    (srv.data_dir / "myid").write_text("1\n")
-    srv.extra_cfg = {"server.1": "127.0.0.1:2888:3888", "server.2": "127.0.0.2:2888:3888",
-                     "server.3": "127.0.0.3:2888:3888", "initLimit": "5", "syncLimit": "2"}
-    srv.write_cfg()
-    out = subprocess.run([sys.executable, "-m", "zkpy", "server", str(srv.cfg_path)], capture_output=True,
-                         text=True, timeout=30)
-    assert out.returncode == 2
-    assert "quorum mode" in out.stderr
+    ens = make_ensemble("zkpy", tmp_path / "alone", n=3)
+    lonely = ens.members[1]
+    lonely.start_background()
+    try:
+        deadline = time.monotonic() + 10
+        answer = ""
+        while time.monotonic() < deadline:
+            try:
+                answer = four_letter(lonely.host, lonely.port, "srvr")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert "not currently serving" in answer
+        s = raw_connection(lonely)
+        s.sendall(struct.pack(">i", 45) + struct.pack(">iqiqi", 0, 0, 10000, 0, 16) + b"\0" * 16 + b"\0")
+        assert closed_by_peer(s)
+        s.close()
+    finally:
+        lonely.stop()
 
 
 def test_bad_config_names_the_key_and_the_line(tmp_path: Path) -> None:

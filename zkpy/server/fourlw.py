@@ -665,7 +665,8 @@ class FourLetterWords:
 
 
 def _running(server: Any) -> bool:
-    return bool(getattr(server, "running", True))
+    # A quorum member between leaders is not serving, as ZooKeeper's isZKServerRunning says.
+    return bool(getattr(server, "running", True)) and bool(getattr(server, "serving", True))
 
 
 def _server_state(server: Any) -> str:
