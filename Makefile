@@ -18,12 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/zkpy server
 
-# Apache ZooKeeper 3.8 is the reference for differential and compatibility tests.
+# Apache ZooKeeper 3.8 is the reference for differential and compatibility tests; iptables
+# cuts ensemble members apart in the partition tests (both skip with a reason when missing).
 apache-zookeeper:
 	@if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/lib/zookeeper/bin/cli_mt ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get install -y -q zookeeper zookeeper-bin >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q zookeeper zookeeper-bin >/dev/null)) \
+	    (apt-get install -y -q zookeeper zookeeper-bin iptables >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q zookeeper zookeeper-bin iptables >/dev/null)) \
 	     || echo "could not install Debian's zookeeper packages: Apache-dependent tests will skip"; \
 	  else \
 	    echo "not root: Debian's zookeeper packages are not installed; Apache-dependent tests will skip"; \
