@@ -21,7 +21,8 @@ run: $(STAMP)
 # Apache ZooKeeper 3.8 is the reference for differential and compatibility tests; iptables
 # cuts ensemble members apart in the partition tests (both skip with a reason when missing).
 apache-zookeeper:
-	@if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/lib/zookeeper/bin/cli_mt ]; then \
+	@if [ ! -f /usr/share/java/zookeeper.jar ] || [ ! -x /usr/lib/zookeeper/bin/cli_mt ] \
+	    || ! command -v iptables >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get install -y -q zookeeper zookeeper-bin iptables >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q zookeeper zookeeper-bin iptables >/dev/null)) \
