@@ -180,6 +180,7 @@ def test_srvr_and_mntr_report_quorum_roles(ensemble: Ensemble) -> None:
     assert "Mode: leader" in four_letter(m.host, m.port, "srvr")
     mntr = four_letter(m.host, m.port, "mntr")
     assert "zk_server_state\tleader" in mntr
+    assert "zk_synced_followers\t2" in mntr and "zk_quorum_size\t4" in mntr
 
 
 # ---------------------------------------------------------------------- faults
@@ -253,6 +254,18 @@ def test_leader_killed_under_load_loses_nothing_and_clients_keep_sessions(tmp_pa
         ens.members[old_leader].start_background()
         ens.wait_serving(old_leader, 30)
         assert_all_members_agree(ens, "/load", writer.acked)
+        # Then a follower dies under load: the majority goes on.
+        with Writer(ens.hosts, "/load2") as writer2:
+            setup2 = kazoo(ens.hosts)
+            setup2.ensure_path("/load2")
+            setup2.stop()
+            time.sleep(1.0)
+            follower = next(sid for sid in ens.members if ens.mode(sid) == "follower")
+            ens.members[follower].kill9()
+            time.sleep(1.5)
+        assert len(writer2.acked) > 10
+        assert keeper.exists("/kept") is not None
+        assert_all_members_agree(ens, "/load2", writer2.acked)
         keeper.stop()
     finally:
         ens.stop()

@@ -500,7 +500,11 @@ class FourLetterWords:
         put("server_state", _server_state(server))
         metrics = getattr(server, "metrics", None)
         gauges = {**self._gauges(server), **_mapping(metrics, "gauges")}
-        for name in _GAUGES:
+        # A quorum member registers more gauges (learners, synced_followers, quorum_size...):
+        # they all print in the order of ZooKeeper's registry, a ConcurrentHashMap.
+        extra = [name for name in gauges if name not in _GAUGE_SET]
+        names = java_hash_order([*_GAUGES, *extra], java_string_hash, concurrent=True) if extra else _GAUGES
+        for name in names:
             value = gauges.get(name)
             if value is not None:  # Apache skips gauges without a value (no fd counts off Unix)
                 put(name, value)
@@ -662,6 +666,9 @@ class FourLetterWords:
 
 
 # ---------------------------------------------------------------------- helpers over the server
+
+
+_GAUGE_SET = frozenset(_GAUGES)
 
 
 def _running(server: Any) -> bool:

@@ -85,6 +85,8 @@ class QuorumPeerServer(ZooKeeperServer):
         self.on_fatal: Any = None
         self.after_apply: Any = None  # snapshot scheduling (one txn applied)
         self.preparer.next_zxid = self._leader_next_zxid
+        self.metrics.register_gauge("quorum_size", lambda: len(self.config.servers))
+        self._leader_since = 0.0
 
     # ------------------------------------------------------------------ roles
 
@@ -151,6 +153,7 @@ class QuorumPeerServer(ZooKeeperServer):
         log.info("member %d: %s (leader %s, epoch %d)", self.my_id, role.value, leader_id, epoch)
         self.role, self.leader_id, self.epoch = role, leader_id, epoch
         self._drop_in_flight()
+        self._register_role_gauges(role)
         if role == Role.LEADING:
             # The leader owns expiry from now: every known session gets a full timeout.
             now = int(time.time() * 1000)
@@ -345,6 +348,32 @@ class QuorumPeerServer(ZooKeeperServer):
             conn.close()
 
     # ------------------------------------------------------------------ quorum info for 4lw / admin
+
+    _LEADER_GAUGES = ("learners", "synced_followers", "synced_non_voting_followers", "synced_observers",
+                      "pending_syncs", "leader_uptime", "last_proposal_size", "max_proposal_size",
+                      "min_proposal_size")
+
+    def _register_role_gauges(self, role: Role) -> None:
+        """LeaderZooKeeperServer / FollowerZooKeeperServer register these while in the role."""
+        metrics = self.metrics
+        for name in self._LEADER_GAUGES:
+            metrics.unregister_gauge(name)
+        if role == Role.LEADING:
+            self._leader_since = time.monotonic()
+
+            def stat(key: str) -> int:
+                return int(self.quorum_stats().get(key, 0) or 0)
+
+            metrics.register_gauge("learners", lambda: stat("learners"))
+            metrics.register_gauge("synced_followers", lambda: stat("synced_followers"))
+            metrics.register_gauge("synced_non_voting_followers", lambda: 0)
+            metrics.register_gauge("synced_observers", lambda: stat("synced_observers"))
+            metrics.register_gauge("pending_syncs", lambda: stat("pending_syncs"))
+            metrics.register_gauge("leader_uptime", lambda: int((time.monotonic() - self._leader_since) * 1000))
+            for name in ("last_proposal_size", "max_proposal_size", "min_proposal_size"):
+                metrics.register_gauge(name, lambda: -1)
+        elif role == Role.FOLLOWING:
+            metrics.register_gauge("synced_observers", lambda: 0)
 
     def quorum_stats(self) -> dict[str, Any]:
         return self.driver.peer.stats() if self.driver is not None and self.driver.core is not None else {}
