@@ -58,7 +58,7 @@ class AdminServerError(RuntimeError):
 
 
 class QuorumInfo(Protocol):
-    """What a quorum server offers the quorum commands as ``server.quorum`` (None standalone)."""
+    """What the quorum commands read of an ensemble member (see :func:`quorum_info`)."""
 
     my_id: int
     is_leader: bool
@@ -66,13 +66,99 @@ class QuorumInfo(Protocol):
     leader_address: str | None
     zab_state: str  # election, discovery, synchronization or broadcast
     voting: bool
-    quorum_address: str
-    election_address: str
-    client_address: str
+    quorum_address: object  # as Jackson writes a MultipleAddresses bean
+    election_address: object
+    client_address: str | None
 
     def voting_view(self) -> Mapping[int, Mapping[str, object]]:
         """Member id -> {server_addresses, election_addresses, client_address, learner_type}."""
         ...
+
+
+def quorum_info(server: Any) -> QuorumInfo | None:
+    """The member's view for the quorum commands: ``server.quorum`` if it offers one, else one
+    built from ``server.quorum_stats()`` and the configuration; None on a standalone server."""
+    explicit = getattr(server, "quorum", None)
+    if explicit is not None:
+        return explicit  # type: ignore[no-any-return]
+    stats_fn = getattr(server, "quorum_stats", None)
+    cfg = getattr(server, "config", None)
+    if not callable(stats_fn) or getattr(cfg, "is_quorum", False) is not True:
+        return None
+    return _MemberView(server, cfg, dict(stats_fn() or {}))
+
+
+class _MemberView:
+    """QuorumInfo over a zkpy ensemble member (QuorumPeerServer) and its zoo.cfg."""
+
+    def __init__(self, server: Any, cfg: Any, stats: dict[str, Any]) -> None:
+        self.server = server
+        self.cfg = cfg
+        self.servers: Mapping[int, Any] = cfg.servers
+        self.my_id = int(cfg.my_id)
+        self.is_leader = stats.get("role") == "leading"
+        leader = stats.get("leader")
+        self.leader_id = int(leader) if leader is not None and stats.get("role") != "looking" else -1
+        spec = self.servers.get(self.leader_id)
+        # QuorumPeer.getLeaderAddress: the leader's quorum host strings, once a leader is known.
+        self.leader_address = "|".join(a.host for a in spec.addresses) if spec is not None else None
+        self.zab_state = str(stats.get("phase", "election"))
+        me = self.servers.get(self.my_id)
+        self.voting = me is not None and getattr(me, "peer_type", "participant") == "participant"
+        addresses = tuple(getattr(me, "addresses", ()))
+        self.quorum_address = _multiple_addresses([(a.host, a.quorum_port) for a in addresses])
+        self.election_address = _multiple_addresses([(a.host, a.election_port) for a in addresses])
+        self.client_address = self._own_client_address()
+
+    def _own_client_address(self) -> str | None:
+        port = None
+        with contextlib.suppress(Exception):
+            port = int(self.server.bound_port)
+        me = self.servers.get(self.my_id)
+        host = getattr(me, "client_host", None) or getattr(self.cfg, "client_port_address", None) or "0.0.0.0"
+        port = port or getattr(me, "client_port", None) or getattr(self.cfg, "client_port", None)
+        return socket_address((host, port)) if port else None
+
+    def voting_view(self) -> dict[int, dict[str, object]]:
+        """QuorumPeer.getVotingView as the voting_view command shows it (participants only)."""
+        view: dict[int, dict[str, object]] = {}
+        for sid, spec in sorted(self.servers.items()):
+            if getattr(spec, "peer_type", "participant") != "participant":
+                continue
+            if spec.client_port is not None:
+                client = _host_port(spec.client_host or "0.0.0.0", spec.client_port)
+            elif sid == self.my_id:
+                client = self.client_address or ""  # a member knows its own client address
+            else:
+                client = ""
+            view[sid] = {"server_addresses": [_host_port(a.host, a.quorum_port) for a in spec.addresses],
+                         "election_addresses": [_host_port(a.host, a.election_port) for a in spec.addresses],
+                         "client_address": client,
+                         "learner_type": "participant"}
+        return view
+
+
+def _host_port(host: str, port: int) -> str:
+    """QuorumServer.delimitedHostString + port."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _multiple_addresses(addresses: list[tuple[str, int]]) -> dict[str, object]:
+    """A MultipleAddresses as Jackson serializes the bean (its getters, snake_case)."""
+    all_addresses = [_host_port(h, p) for h, p in addresses]
+    one = all_addresses[0] if all_addresses else None
+    return {
+        "empty": not addresses,
+        "all_addresses": all_addresses,
+        "all_reachable_addresses": all_addresses,
+        "one": one,
+        "reachable_address": one,
+        "wildcard_addresses": [_host_port("0.0.0.0", p) for _h, p in addresses],
+        "all_ports": [p for _h, p in addresses],
+        "all_host_strings": [h for h, _p in addresses],
+        "all_reachable_addresses_or_all": all_addresses,
+        "reachable_or_one": one,
+    }
 
 
 # ---------------------------------------------------------------------- JSON as Jackson writes it
@@ -167,7 +253,7 @@ def run_command(ctx: AdminContext, name: str, kwargs: Mapping[str, str] | None =
     command = COMMANDS.get(name)
     if command is None:
         return _response(name, {}, f"Unknown command: {name}")
-    if command.server_required and not bool(getattr(ctx.server, "running", False)):
+    if command.server_required and not is_serving(ctx.server):
         return _response(name, {}, NOT_SERVING)
     data: dict[str, object] = {}
     try:
@@ -178,6 +264,11 @@ def run_command(ctx: AdminContext, name: str, kwargs: Mapping[str, str] | None =
     if error is not None:
         data = {"error": error, **data}
     return _response(command.primary, data, None)
+
+
+def is_serving(server: Any) -> bool:
+    """ZooKeeper's isRunning: started, and (an ensemble member) synced with a leader."""
+    return bool(getattr(server, "running", False)) and bool(getattr(server, "serving", True))
 
 
 def _response(command: str, data: Mapping[str, object], error: str | None) -> dict[str, object]:
@@ -285,7 +376,7 @@ def _cmd_lsnp(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> 
 
 
 def _cmd_leader(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> str | None:
-    quorum = getattr(ctx.server, "quorum", None)
+    quorum = quorum_info(ctx.server)
     if quorum is None:
         return "server is not initialized"
     out["is_leader"] = bool(quorum.is_leader)
@@ -321,6 +412,9 @@ def _cmd_srvr(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> 
     out["read_only"] = bool(getattr(server, "read_only", False))
     out["server_stats"] = server_stats(ctx)
     out["client_response"] = _client_response()
+    quorum = quorum_info(server)
+    if quorum is not None and quorum.is_leader:
+        out["proposal_stats"] = _client_response()  # Leader's proposal BufferStats: not tracked yet
     out["node_count"] = int(server.db.tree.node_count) + 1  # ZooKeeper counts the root twice
 
 
@@ -348,7 +442,7 @@ def _cmd_sysp(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> 
 
 
 def _cmd_voting_view(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> None:
-    quorum = getattr(ctx.server, "quorum", None)
+    quorum = quorum_info(ctx.server)
     view = quorum.voting_view() if quorum is not None else {}
     out["current_config"] = {str(sid): dict(member) for sid, member in sorted(view.items())}
 
@@ -373,7 +467,7 @@ def _cmd_wchs(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> 
 
 
 def _cmd_zabstate(ctx: AdminContext, kw: dict[str, str], out: dict[str, object]) -> None:
-    quorum = getattr(ctx.server, "quorum", None)
+    quorum = quorum_info(ctx.server)
     if quorum is None:
         out["voting"] = False
         out["zabstate"] = ""

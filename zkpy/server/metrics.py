@@ -355,10 +355,18 @@ class ServerMetrics:
         return out
 
     def gauge_values(self) -> dict[str, int | float | None]:
-        """Every gauge, standard and registered, in mntr's order (None: no value on this OS)."""
-        out: dict[str, int | float | None] = standard_gauges(self.server) if self.server is not None else {}
-        out.update(self.gauges)
-        return out
+        """Every gauge - standard, an ensemble member's, registered - in ZooKeeper's order (the
+        hash order of its gauge map; None: no value here, which ZooKeeper's dump skips)."""
+        from zkpy.server.fourlw import java_hash_order, java_string_hash
+
+        values: dict[str, int | float | None] = {}
+        if self.server is not None:
+            values.update(standard_gauges(self.server))
+        values.update(self.gauges)  # an ensemble member registers its own (quorum_server.py)
+        # Registration order breaks ties within a hash bucket, as in ZooKeeper's map.
+        names = [*GAUGES, *QUORUM_GAUGES, *(g for g in values if g not in _KNOWN_GAUGES)]
+        return {name: values[name] for name in java_hash_order(names, java_string_hash, concurrent=True)
+                if name in values}
 
     def quota_gauges(self) -> dict[str, list[tuple[str, int]]]:
         """The quota gauge sets per top-level namespace (QuotaMetricsUtils)."""
@@ -378,13 +386,14 @@ class ServerMetrics:
 
         server = self.server
         out: list[tuple[str, object]] = [("version", zkpy_version()), ("server_state", server_state(server))]
+        detailed = peer_state(server)
+        if detailed is not None:
+            out.append(("peer_state", detailed))  # QuorumZooKeeperServer.dumpMonitorValues
         if is_prometheus(getattr(server, "config", None)):
             # PrometheusMetricsProvider.dump: every sample, keyed as in the exposition.
             out.extend(PrometheusCollector(self).dump())
             return out
-        gauges = self.gauge_values()
-        out.extend((name, gauges[name]) for name in (*GAUGES, *[g for g in gauges if g not in GAUGES])
-                   if gauges.get(name) is not None)
+        out.extend((name, value) for name, value in self.gauge_values().items() if value is not None)
         quota = self.quota_gauges()
         for name in java_hash_order(QUOTA_GAUGE_SETS, java_string_hash, concurrent=True):
             out.extend((f"{ns}_{name}", value) for ns, value in quota.get(name, []))
@@ -434,6 +443,35 @@ def _summary_values(name: str, s: Summary, percentiles: bool) -> list[tuple[str,
 
 
 # ---------------------------------------------------------------------- gauges over server state
+
+# The gauges an ensemble member registers (QuorumZooKeeperServer, then LeaderZooKeeperServer),
+# in ZooKeeper's registration order, which decides their order within a hash bucket.
+QUORUM_GAUGES: tuple[str, ...] = ("quorum_size", "learners", "synced_followers", "synced_non_voting_followers",
+                                  "synced_observers", "pending_syncs", "leader_uptime", "last_proposal_size",
+                                  "max_proposal_size", "min_proposal_size")
+_KNOWN_GAUGES = frozenset(GAUGES) | frozenset(QUORUM_GAUGES)
+
+
+def _quorum_stats(server: Any) -> dict[str, Any] | None:
+    """The consensus core's figures when ``server`` is an ensemble member, else None."""
+    stats = getattr(server, "quorum_stats", None)
+    if not callable(stats) or getattr(getattr(server, "config", None), "is_quorum", False) is not True:
+        return None
+    try:
+        return dict(stats() or {})
+    except Exception:  # a member between states must not break a scrape
+        log.exception("quorum stats")
+        return None
+
+
+def peer_state(server: Any) -> str | None:
+    """QuorumPeer.getDetailedPeerState: ``following - broadcast``; None on a standalone server."""
+    stats = _quorum_stats(server)
+    if stats is None:
+        return None
+    role, phase = str(stats.get("role", "looking")), str(stats.get("phase", "election"))
+    return role if phase == "election" else f"{role} - {phase}"
+
 
 
 def server_state(server: Any) -> str:
@@ -727,6 +765,7 @@ __all__ = [
     "GAUGES",
     "PROMETHEUS_CONTENT_TYPE",
     "PROMETHEUS_PROVIDER",
+    "QUORUM_GAUGES",
     "QUOTA_GAUGE_SETS",
     "SUMMARIES",
     "SUMMARY_SETS",
