@@ -223,15 +223,17 @@ def test_the_documented_prometheus_settings_pass_check(tmp_path: Path) -> None:
         ("0.0.0.0", 7000, True)
 
 
-def test_the_documented_ensemble_config_is_valid_and_refused_until_quorum_mode(tmp_path: Path) -> None:
+def test_the_documented_ensemble_config_is_a_valid_three_member_ensemble(tmp_path: Path) -> None:
+    from zkpy.server.config import load_config
+
     [ensemble] = [b for b in _blocks("properties") if "server.3=" in b]
-    cfg = write_cfg(tmp_path / "zoo.cfg", _local(ensemble, tmp_path) + "admin.enableServer=false\n")
+    cfg = write_cfg(tmp_path / "zoo.cfg", _local(ensemble, tmp_path))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "myid").write_text("1\n")
-    assert zkpy_server("--check", str(cfg)).returncode == 0
-    out = zkpy_server(str(cfg))
-    assert out.returncode == 2
-    assert "quorum mode is not available" in out.stderr
+    out = zkpy_server("--check", str(cfg))
+    assert out.returncode == 0, out.stderr
+    loaded = load_config(cfg, env={})
+    assert loaded.is_quorum and sorted(loaded.servers) == [1, 2, 3] and loaded.my_id == 1
 
 
 def test_the_documented_systemd_unit_stops_with_sigterm_and_checks_first() -> None:

@@ -33,19 +33,27 @@ def _plugin_installed() -> bool:
 
 
 def test_the_doc_has_both_examples() -> None:
-    assert set(examples()) == {"test_with_zkpy.py", "plain_python.py"}
+    assert set(examples()) == {"test_with_zkpy.py", "plain_python.py", "test_ensemble.py"}
 
 
-def test_the_pytest_example_passes(tmp_path: Path) -> None:
-    module = tmp_path / "test_with_zkpy.py"
-    module.write_text(examples()["test_with_zkpy.py"])
+def _run_pytest_example(tmp_path: Path, name: str) -> str:
+    module = tmp_path / name
+    module.write_text(examples()[name])
     # Through the installed entry point when there is one (as a user gets it), else by name.
     plugin = [] if _plugin_installed() else ["-p", "zkpy.testing.pytest_plugin"]
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull,
                            "--rootdir", str(tmp_path), *plugin, str(module)],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(r"\b4 passed\b", proc.stdout), proc.stdout
+    return proc.stdout
+
+
+def test_the_pytest_example_passes(tmp_path: Path) -> None:
+    assert re.search(r"\b4 passed\b", _run_pytest_example(tmp_path, "test_with_zkpy.py"))
+
+
+def test_the_ensemble_example_passes(tmp_path: Path) -> None:
+    assert re.search(r"\b1 passed\b", _run_pytest_example(tmp_path, "test_ensemble.py"))
 
 
 def test_the_plain_python_example_runs(tmp_path: Path) -> None:

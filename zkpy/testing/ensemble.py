@@ -1,10 +1,10 @@
-"""A small zkpy ensemble for tests - the API, ready for when zkpy's quorum mode lands.
+"""A small zkpy ensemble for tests.
 
 :class:`ZkEnsemble` writes one zoo.cfg per member (``server.N=127.0.0.1:peer:election``, a
 ``myid`` each), starts the members as :class:`~zkpy.testing.server.ZkServer` processes and waits
-until they serve.  Until ``zkpy server`` runs quorum configurations, :meth:`ZkEnsemble.start`
-raises :class:`EnsembleUnavailable` (a ``NotImplementedError``) with the server's own message,
-so a test written against this API today fails clearly and runs unchanged later.
+until each serves (which takes an elected leader).  A zkpy too old for quorum mode refuses such
+configurations; :meth:`ZkEnsemble.start` then raises :class:`EnsembleUnavailable` (a
+``NotImplementedError``) with the server's own message.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -29,8 +30,9 @@ class EnsembleUnavailable(NotImplementedError):
 class ZkEnsemble:
     """``size`` zkpy servers forming one ensemble on loopback.
 
-    ``members[i]`` is member ``i + 1`` (its ``myid``).  :meth:`stop_member` / :meth:`start_member`
-    take one down and bring it back with its data; :attr:`hosts` is the connect string of all.
+    ``members[i]`` is member ``i + 1`` (its ``myid``).  :meth:`stop_member` / :meth:`kill_member`
+    / :meth:`start_member` take one down and bring it back with its data; :meth:`leader` and
+    :meth:`wait_leader` find the leader; :attr:`hosts` is the connect string of all.
     """
 
     def __init__(self, size: int = 3, *, host: str = "127.0.0.1", base_dir: str | Path | None = None,
@@ -72,8 +74,8 @@ class ZkEnsemble:
             self.stop()
             if QUORUM_UNAVAILABLE_HINT in str(e):
                 raise EnsembleUnavailable(
-                    f"zkpy cannot run a {self.size}-member ensemble yet: its quorum mode is still being built. "
-                    "Test against one ZkServer (the zk_server fixture) until then.") from e
+                    f"this zkpy cannot run a {self.size}-member ensemble (no quorum mode); "
+                    "test against one ZkServer (the zk_server fixture)") from e
             raise
         return self
 
@@ -94,6 +96,16 @@ class ZkEnsemble:
                     if "Mode: leader" in m.four_letter_word("srvr"):
                         return m
         return None
+
+    def wait_leader(self, timeout_s: float = 30.0) -> ZkServer:
+        """The leader, once there is one (an election takes a few ticks); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.05)
+        raise TimeoutError(f"no leader elected within {timeout_s}s")
 
     def stop(self) -> None:
         for m in self.members:

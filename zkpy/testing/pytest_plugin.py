@@ -4,8 +4,7 @@
   ``@pytest.mark.zkpy_server(tick_time_ms=100, config={...}, admin_port=0, ...)``.
 * ``zk_client`` - a connected ``KazooClient`` on ``zk_server`` (skips the test without kazoo).
 * ``zk_server_factory`` - ``zk_server_factory(**options)`` starts more servers; all are closed.
-* ``zk_ensemble`` - a :class:`~zkpy.testing.ZkEnsemble` (``@pytest.mark.zkpy_ensemble(size=3)``);
-  raises :class:`~zkpy.testing.EnsembleUnavailable` until zkpy has quorum mode.
+* ``zk_ensemble`` - a started :class:`~zkpy.testing.ZkEnsemble` (``@pytest.mark.zkpy_ensemble(size=3)``).
 
 Every fixture stops its processes at teardown, whether the test passed or failed.  The module
 imports nothing heavy: it is loaded into every pytest run where zkpy is installed.
@@ -73,7 +72,7 @@ def zk_client(zk_server: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def zk_ensemble(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A started ensemble (``@pytest.mark.zkpy_ensemble(size=3)``); see EnsembleUnavailable."""
+    """A started ensemble (``@pytest.mark.zkpy_ensemble(size=3, tick_time_ms=200, ...)``)."""
     from zkpy.testing.ensemble import ZkEnsemble
 
     options = _marker_options(request, "zkpy_ensemble")
