@@ -135,3 +135,29 @@ def test_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:
     assert ["tree/datatree.py:get_node", 25.0] in s["self_pct"]
     assert s["total_pct"][0] == ["server/requests.py:read", 100.0]
     assert not any(name.startswith("zkpy/__main__.py") for name, _ in s["total_pct"])
+
+
+G1_HEAP_INFO = """\
+ garbage-first heap   total 24576K, used 4755K [0x0000000080000000, 0x0000000100000000)
+  region size 1024K, 0 young (0K), 0 survivors (0K)
+ Metaspace       used 6181K, committed 6336K, reserved 1114112K
+  class space    used 701K, committed 768K, reserved 1048576K
+"""
+# What the JVM picks on one CPU (--pin): Serial, one line per generation.
+SERIAL_HEAP_INFO = """\
+ def new generation   total 116224K, used 10K [0x0000000080000000, 0x0000000087e10000, 0x00000000aaaa0000)
+  eden space 103360K,   0% used [0x0000000080000000, 0x0000000080000000, 0x00000000864f0000)
+  from space 12864K,   0% used [0x00000000864f0000, 0x00000000864f0000, 0x0000000087180000)
+  to   space 12864K,   0% used [0x0000000087180000, 0x0000000087180000, 0x0000000087e10000)
+ tenured generation   total 258048K, used 4438K [0x00000000aaaa0000, 0x00000000ba6a0000, 0x0000000100000000)
+   the space 258048K,   1% used [0x00000000aaaa0000, 0x00000000aaef58a8, 0x00000000aaef5a00, 0x00000000ba6a0000)
+ Metaspace       used 6188K, committed 6336K, reserved 1114112K
+  class space    used 699K, committed 768K, reserved 1048576K
+"""
+
+
+def test_apache_heap_is_read_for_g1_and_for_every_generation_of_serial() -> None:
+    from zkpy.bench.servers import heap_used_from_heap_info
+
+    assert heap_used_from_heap_info(G1_HEAP_INFO) == 4755 * 1024
+    assert heap_used_from_heap_info(SERIAL_HEAP_INFO) == (10 + 4438) * 1024

@@ -112,15 +112,35 @@ def rss_bytes(pid: int) -> int:
 _HEAP_USED = re.compile(r"used (\d+)K")
 
 
+def heap_used_from_heap_info(out: str) -> int:
+    """Bytes used in the Java heap, from ``jcmd <pid> GC.heap_info``.
+
+    G1 prints one "garbage-first heap ... used NK" line; Serial and Parallel (what the JVM picks
+    on one CPU, e.g. under --pin) print one line per generation, to be added up.  Metaspace and
+    class space lines are not heap and are left out.
+    """
+    total = 0
+    found = False
+    for line in out.splitlines():
+        low = line.lower()
+        if "metaspace" in low or "class space" in low:
+            continue
+        if "heap" in low or "generation" in low or "gen " in low:
+            m = _HEAP_USED.search(line)
+            if m:
+                total += int(m.group(1)) * 1024
+                found = True
+    if not found:
+        raise RuntimeError(f"cannot read the heap size from jcmd GC.heap_info:\n{out}")
+    return total
+
+
 def apache_heap_used_bytes(pid: int, timeout_s: float = 120.0) -> int:
     """The JVM's live heap: a full GC (jcmd GC.run), then the 'used' of GC.heap_info."""
     subprocess.run(["jcmd", str(pid), "GC.run"], capture_output=True, text=True, timeout=timeout_s, check=True)
     out = subprocess.run(["jcmd", str(pid), "GC.heap_info"], capture_output=True, text=True,
                          timeout=timeout_s, check=True).stdout
-    m = _HEAP_USED.search(out)
-    if m is None:
-        raise RuntimeError(f"cannot read the heap size from jcmd GC.heap_info:\n{out}")
-    return int(m.group(1)) * 1024
+    return heap_used_from_heap_info(out)
 
 
 @dataclass
