@@ -117,6 +117,9 @@ def _check(args: argparse.Namespace) -> None:
         raise BenchError("--read-ratio must be within 0..1 and --same-load within 0..1.5")
     if not args.vs and (args.zkpy or args.apache):
         raise BenchError("--zkpy / --apache are for --vs; use --hosts for a single server")
+    if "memory" in _workloads(args.workload) and (args.hosts or args.zkpy or args.apache):
+        raise BenchError("the memory run restarts the servers: it needs servers the bench starts itself "
+                         "(leave out --hosts / --zkpy / --apache)")
     if args.vs and args.hosts:
         raise BenchError("with --vs give --zkpy HOSTS and --apache HOSTS (or neither, to start both)")
 
