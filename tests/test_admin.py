@@ -414,9 +414,13 @@ def test_admin_is_off_when_disabled(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_zookeepers_admin_defaults() -> None:
-    from zkpy.server.config import default_config
+def test_zookeepers_admin_defaults(tmp_path) -> None:
+    from zkpy.server.config import default_config, load_config
 
-    cfg = default_config()
+    cfg_file = tmp_path / "zoo.cfg"
+    cfg_file.write_text(f"dataDir={tmp_path}\nclientPort=2181\n")
+    cfg = load_config(cfg_file, env={})
     assert (cfg.admin_enable_server, cfg.admin_server_address, cfg.admin_server_port, cfg.admin_command_url) == \
         (True, "0.0.0.0", 8080, "/commands")
+    # Without a file zkpy keeps every port on loopback, the AdminServer's too.
+    assert default_config().admin_server_address == "127.0.0.1"

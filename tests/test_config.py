@@ -75,7 +75,7 @@ def test_default_config_has_zookeeper_defaults():
     assert (cfg.snap_count, cfg.snap_size_limit_kb, cfg.pre_alloc_size_kb) == (100_000, 4_194_304, 65_536)
     assert cfg.force_sync and cfg.jute_max_buffer == 0xFFFFF and cfg.global_outstanding_limit == 1000
     assert (cfg.autopurge_snap_retain_count, cfg.autopurge_purge_interval_hours) == (3, 0)
-    assert (cfg.admin_enable_server, cfg.admin_server_address, cfg.admin_server_port) == (True, "0.0.0.0", 8080)
+    assert (cfg.admin_enable_server, cfg.admin_server_address, cfg.admin_server_port) == (True, "127.0.0.1", 8080)
     assert cfg.admin_command_url == "/commands"
     assert cfg.container_check_interval_ms == 60_000 and cfg.container_max_per_minute == 10_000
     assert cfg.close_session_txn_enabled and cfg.digest_enabled and not cfg.skip_acl

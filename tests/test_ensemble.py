@@ -180,7 +180,7 @@ def test_srvr_and_mntr_report_quorum_roles(ensemble: Ensemble) -> None:
     assert "Mode: leader" in four_letter(m.host, m.port, "srvr")
     mntr = four_letter(m.host, m.port, "mntr")
     assert "zk_server_state\tleader" in mntr
-    assert "zk_synced_followers\t2" in mntr and "zk_quorum_size\t4" in mntr
+    assert "zk_synced_followers\t2" in mntr and "zk_quorum_size\t3" in mntr
 
 
 # ---------------------------------------------------------------------- faults

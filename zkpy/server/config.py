@@ -789,7 +789,7 @@ class ServerConfig:
     audit_enabled: bool = False
     # admin server and metrics
     admin_enable_server: bool = True
-    admin_server_address: str = "0.0.0.0"
+    admin_server_address: str = DEFAULT_HOST  # "0.0.0.0" (ZooKeeper's default) once a zoo.cfg is read
     admin_server_port: int = 8080
     admin_idle_timeout_ms: int = 30_000
     admin_command_url: str = "/commands"
@@ -980,7 +980,11 @@ class _Loader:
             self.direct["clientPortAddress"] = _Setting(DEFAULT_HOST, "clientPortAddress")
         else:
             self._read_file()
-        return self._build()
+        cfg = self._build()
+        if self.path is None and "zookeeper.admin.serverAddress" not in self.props:
+            # Like the client port, the AdminServer stays on loopback when no file says otherwise.
+            cfg = dataclasses.replace(cfg, admin_server_address=DEFAULT_HOST)
+        return cfg
 
     def _read_jvm_flags(self) -> None:
         if self.env.get("ZOO_DATADIR_AUTOCREATE_DISABLE"):

@@ -85,7 +85,9 @@ class QuorumPeerServer(ZooKeeperServer):
         self.on_fatal: Any = None
         self.after_apply: Any = None  # snapshot scheduling (one txn applied)
         self.preparer.next_zxid = self._leader_next_zxid
-        self.metrics.register_gauge("quorum_size", lambda: len(self.config.servers))
+        # QuorumVerifier.getVotingMembers: observers do not count.
+        self.metrics.register_gauge("quorum_size", lambda: sum(
+            1 for s in self.config.servers.values() if s.peer_type == "participant"))
         self._leader_since = 0.0
 
     # ------------------------------------------------------------------ roles
@@ -373,7 +375,8 @@ class QuorumPeerServer(ZooKeeperServer):
             for name in ("last_proposal_size", "max_proposal_size", "min_proposal_size"):
                 metrics.register_gauge(name, lambda: -1)
         elif role == Role.FOLLOWING:
-            metrics.register_gauge("synced_observers", lambda: 0)
+            # A follower without observers attached (no observer master) has no value: skipped.
+            metrics.register_gauge("synced_observers", lambda: None)
 
     def quorum_stats(self) -> dict[str, Any]:
         return self.driver.peer.stats() if self.driver is not None and self.driver.core is not None else {}
