@@ -111,7 +111,7 @@ class ServerProcess:
         self.log_path = self.cfg_path.with_suffix(".log")
         env = dict(os.environ)
         env.update({k: v for k, v in self.env.items() if not k.startswith("zookeeper.")})
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                      cwd=str(Path(__file__).resolve().parents[2]))
         log.close()
