@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["InvalidPathError", "is_valid_path", "validate_path"]
+__all__ = ["VALID_PATH", "InvalidPathError", "is_valid_path", "validate_path"]
 
 
 class InvalidPathError(ValueError):
@@ -28,6 +28,8 @@ def _bad_char(c: str) -> bool:
 _GOOD = re.compile(
     r"(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\U0010ffff]+)+|/"
 )
+# Public name of the fast check: a full match means the path is valid.
+VALID_PATH = _GOOD
 
 
 def validate_path(path: str | None, sequential: bool = False) -> None:

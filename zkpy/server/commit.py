@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -54,6 +55,8 @@ class CommitPipeline:
         self._scheduled = False
         self.failed: BaseException | None = None
         self.on_failure: Callable[[], None] | None = None
+        # time.monotonic() when the batch being applied became durable (latency figures).
+        self.clock = 0.0
 
     def __len__(self) -> int:
         return len(self._batch)
@@ -73,6 +76,7 @@ class CommitPipeline:
     def _commit_memory(self) -> None:
         self._scheduled = False
         batch, self._batch = self._batch, []
+        self.clock = time.monotonic()
         for item in batch:
             self.on_commit(item)
         self.on_batch_done()
@@ -82,6 +86,7 @@ class CommitPipeline:
             while self._batch:
                 batch, self._batch = self._batch, []
                 await self.durability.sync()
+                self.clock = time.monotonic()
                 for item in batch:
                     self.on_commit(item)
                 self.on_batch_done()

@@ -24,6 +24,7 @@ from zkpy.proto.records import Id
 
 if TYPE_CHECKING:
     from zkpy.server.server import ZooKeeperServer
+    from zkpy.server.sessions import Session
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +63,21 @@ SESSIONLESS_TIMEOUT_S = 10.0
 
 
 class Pending:
-    """A request waiting for its turn: a read (``prepared`` None) or a write in the commit pipeline."""
+    """A request on its way: a read waiting its turn in its session's queue (``prepared`` None),
+    or a txn in the commit pipeline (``prepared`` set; ``conn`` is whom to answer, None for the
+    server's own txns; ``session`` a handshake waiting for its createSession)."""
 
-    __slots__ = ("body", "done", "op", "prepared", "response", "started", "xid")
+    __slots__ = ("body", "conn", "done", "op", "prepared", "response", "session", "started", "xid")
 
-    def __init__(self, xid: int, op: int, body: bytes, prepared: object | None = None) -> None:
+    def __init__(self, xid: int, op: int, body: bytes, prepared: object | None = None,
+                 conn: ClientConnection | None = None, session: object | None = None) -> None:
         self.started = time.monotonic()
         self.xid = xid
         self.op = op
         self.body = body
         self.prepared = prepared
+        self.conn = conn
+        self.session = session
         self.done = False
         self.response: bytes | None = None
 
@@ -85,6 +91,7 @@ class ClientConnection(asyncio.Protocol):
         self.out = bytearray()
         self.queue: deque[Pending] = deque()
         self.session_id = 0
+        self.session: Session | None = None  # the tracker's object for session_id, once established
         self.session_timeout_ms = 0
         self.auth_ids: list[Id] = []
         self.remote = ("", 0)
@@ -124,8 +131,12 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_activity = time.monotonic()
-        self.server.metrics.counts["bytes_received_count"] += len(data)
+        server = self.server
+        # One clock read per socket read: session touches and txn times in this batch use it.
+        now = time.time()
+        self.last_activity = now
+        server.clock_ms = int(now * 1000)
+        server.metrics.counts["bytes_received_count"] += len(data)
         reader = self.reader
         reader.feed(data)
         if self.state == NEW:

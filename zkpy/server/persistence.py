@@ -40,11 +40,12 @@ from zkpy.server.database import Database
 from zkpy.storage import purge as purging
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import open_data_dirs
-from zkpy.storage.recovery import recover
+from zkpy.storage.recovery import load_tree, recover
 from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
 from zkpy.storage.txnlog import TxnLogWriter
 from zkpy.tree.acl import OPEN_ACL_UNSAFE_ID
 from zkpy.tree.datatree import DataTree
+from zkpy.tree.loader import Replayer
 from zkpy.tree.node import Node
 
 if TYPE_CHECKING:
@@ -249,27 +250,22 @@ def load_database(data_dir: Path, data_log_dir: Path, extended_types: bool, trus
                   timings: dict[str, float] | None = None) -> tuple[Database, list[str]]:
     """Recover a database: newest valid snapshot plus the log after it. Raises StorageError.
 
+    The tree is built by the bulk loader and the log replayed with its fast path
+    (``zkpy.tree.loader``): the same database as ``load_node`` / ``Database.apply`` one by one.
     ``timings``, when given, receives ``snap_load_ms``, ``txns_loaded`` and ``txns_load_ms``."""
     started = time.monotonic()
 
     def load(reader: SnapshotReader) -> Database:
         db = Database(extended_types)
-        db.tree.acls.load(reader.acls)
-        for path, data, acl_id, stat in reader.iter_nodes():
-            db.tree.load_node(path, data, acl_id, stat)
-        db.tree.acls.purge_unused()
-        db.tree.setup_quotas()
+        load_tree(reader, db.tree)
         db.sessions = dict(reader.sessions)
-        db.tree.last_processed_zxid = reader.zxid
         return db
 
     rec = recover(data_dir, data_log_dir, load=load, trust_empty_snapshot=trust_empty)
     db = rec.snapshot if rec.snapshot is not None else Database(extended_types)
     listener, db.tree.listener = db.tree.listener, None
-    replay_started, replayed = time.monotonic(), 0
-    for entry in rec.entries():
-        db.apply(entry.hdr, entry.txn, replay=True)
-        replayed += 1
+    replay_started = time.monotonic()
+    replayed = Replayer(db.tree, lambda hdr, txn: db.apply(hdr, txn, replay=True)).replay(rec.entries())
     db.tree.listener = listener
     if timings is not None:
         timings.update(snap_load_ms=(replay_started - started) * 1000, txns_loaded=replayed,

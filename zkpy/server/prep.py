@@ -14,6 +14,7 @@ own zxid — exactly as ZooKeeper does, so logs and zxids interchange.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from zkpy.proto import errors
 from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, OpCode
 from zkpy.proto.jute import DecodeError, Record
 from zkpy.proto.messages import decode_multi_request
+from zkpy.proto.paths import VALID_PATH as _GOOD_PATH
 from zkpy.proto.records import (
     ACL,
     CheckVersionRequest,
@@ -58,28 +60,49 @@ from zkpy.tree.node import (
 )
 from zkpy.tree.paths import InvalidPathError, validate_path
 
+_INT = struct.Struct(">i")
+_SET_DATA = int(OpCode.setData)
+
+
+def _world_perms_of(acl: Sequence[ACL] | None) -> int:
+    perms = 0
+    for a in acl or ():
+        if a.id is not None and a.id.scheme == "world" and a.id.id == "anyone":
+            perms |= a.perms
+    return perms
+
+
 _SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
 _TTL_MAX = 0x000000FFFFFFFFFF
 
 
-@dataclass(slots=True)
 class ChangeRecord:
-    """The state of one path as of an outstanding txn; ``exists`` False once deleted."""
+    """The state of one path as of an outstanding txn; ``exists`` False once deleted.
 
-    zxid: int
-    path: str
-    exists: bool
-    version: int = 0
-    cversion: int = 0
-    aversion: int = 0
-    owner: int = 0
-    child_count: int = 0
-    acl: list[ACL] | None = None
-    data: bytes | None = None
+    ``world`` caches the permissions world:anyone holds in ``acl`` (the common open ACL lets
+    the ACL check be one bit test)."""
+
+    __slots__ = ("acl", "aversion", "child_count", "cversion", "data", "exists", "owner", "path", "version",
+                 "world", "zxid")
+
+    def __init__(self, zxid: int, path: str, exists: bool, version: int = 0, cversion: int = 0,
+                 aversion: int = 0, owner: int = 0, child_count: int = 0, acl: list[ACL] | None = None,
+                 data: bytes | None = None, world: int | None = None) -> None:
+        self.zxid = zxid
+        self.path = path
+        self.exists = exists
+        self.version = version
+        self.cversion = cversion
+        self.aversion = aversion
+        self.owner = owner
+        self.child_count = child_count
+        self.acl = acl
+        self.data = data
+        self.world = _world_perms_of(acl) if world is None else world
 
     def copy(self, zxid: int) -> ChangeRecord:
         return ChangeRecord(zxid, self.path, self.exists, self.version, self.cversion, self.aversion,
-                            self.owner, self.child_count, self.acl, self.data)
+                            self.owner, self.child_count, self.acl, self.data, self.world)
 
 
 @dataclass(slots=True)
@@ -102,11 +125,13 @@ class Preparer:
 
     def __init__(self, tree: DataTree, auth: AuthRegistry, next_zxid: Callable[[], int],
                  session_check: Callable[[int], None], extended_types: bool,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None,
+                 session_live: Callable[[int], bool] | None = None) -> None:
         self.tree = tree
         self.auth = auth
         self.next_zxid = next_zxid
         self.session_check = session_check
+        self.session_live = session_live or (lambda sid: True)
         self.extended_types = extended_types
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.outstanding: deque[ChangeRecord] = deque()
@@ -152,6 +177,10 @@ class Preparer:
 
     def prepare(self, op: int, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id]) -> Prepared:
         """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn."""
+        if op == _SET_DATA and self._journal is None:
+            fast = self._fast_set_data(body, session_id, cxid, auth_ids)
+            if fast is not None:
+                return fast
         zxid = self.next_zxid()
         hdr = TxnHeader(session_id, cxid, zxid, self.clock_ms(), op)
         try:
@@ -167,6 +196,63 @@ class Preparer:
             hdr.type = OpCode.error
             e2 = errors.MarshallingError()
             return Prepared(hdr, ErrorTxn(e2.code), e2)
+
+    def _fast_set_data(self, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id]) -> Prepared | None:
+        """setData, the most common write, without request records or exceptions.
+
+        Returns None for anything but the plain success case (a malformed body, an invalid
+        path, a missing node, a version mismatch, an ACL to check in full): the general path
+        then decides, so there is one place for every error."""
+        n = len(body)
+        if n < 12:
+            return None
+        (plen,) = _INT.unpack_from(body, 0)
+        pos = 4 + plen
+        if plen <= 0 or pos + 8 > n:
+            return None
+        try:
+            path = body[4:pos].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        (dlen,) = _INT.unpack_from(body, pos)
+        pos += 4
+        if dlen == -1:
+            data = None
+        elif dlen < 0 or pos + dlen + 4 != n:
+            return None
+        else:
+            data = body[pos : pos + dlen]
+            pos += dlen
+        if pos + 4 != n or not _GOOD_PATH.fullmatch(path):
+            return None
+        (expected,) = _INT.unpack_from(body, pos)
+        rec = self.by_path.get(path)
+        if rec is None:
+            node = self.tree.get_node(path)
+            if node is None:
+                return None
+            _cz, _mz, _ct, _mt, version, cver, aver, owner, _pz = PERSISTED.unpack(node.stat)
+            acl_id = node.acl
+            world = self.tree.acls.world_perms.get(acl_id, 0)
+            if not world & PERM_WRITE:
+                return None
+            acl = self.tree.acls.lookup(acl_id)
+            child_count = node.num_children
+        else:
+            world = rec.world
+            if not rec.exists or world & PERM_WRITE == 0:
+                return None
+            version, cver, aver, owner, acl, child_count = (rec.version, rec.cversion, rec.aversion, rec.owner,
+                                                            rec.acl, rec.child_count)
+        if expected != -1 and expected != version:
+            return None
+        if session_id and not self.session_live(session_id):
+            return None
+        new_version = version + 1 if version < 0x7FFFFFFF else wrap_int32(version + 1)
+        zxid = self.next_zxid()
+        self._add(ChangeRecord(zxid, path, True, new_version, cver, aver, owner, child_count, acl, data, world))
+        return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _SET_DATA),
+                        SetDataTxn(path, data, new_version))
 
     def prepare_session(self, op: int, session_id: int, timeout_ms: int = 0) -> Prepared:
         """createSession / closeSession txns (the latter lists the ephemerals to delete)."""

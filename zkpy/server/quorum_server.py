@@ -43,7 +43,7 @@ from zkpy.server.connection import ClientConnection, Pending
 from zkpy.server.database import Database
 from zkpy.server.prep import Prepared
 from zkpy.server.requests import ReadHandler
-from zkpy.server.server import InFlight, SessionCreation, ZooKeeperServer
+from zkpy.server.server import SessionCreation, ZooKeeperServer, in_flight
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class QuorumPeerServer(ZooKeeperServer):
         self.epoch = 0
         self._serving = False
         # Leader: what it proposed, by zxid.  Learner: forwarded requests, by (session, cxid).
-        self._proposed: dict[int, InFlight] = {}
-        self._forwarded: dict[tuple[int, int], InFlight] = {}
+        self._proposed: dict[int, Pending] = {}
+        self._forwarded: dict[tuple[int, int], Pending] = {}
         # Learner: re-attaches waiting for the leader's word, by session id.
         self._revalidating: dict[int, tuple[ClientConnection, int, bool | None]] = {}
         self.on_fatal: Any = None
@@ -124,10 +124,11 @@ class QuorumPeerServer(ZooKeeperServer):
             hdr, txn = e.hdr, e.txn
             item = self._forwarded.pop((hdr.clientId, hdr.cxid), None)
             if item is None:
-                item = InFlight(Prepared(hdr, txn))
+                item = in_flight(Prepared(hdr, txn))
                 self._in_flight += 1  # balanced by _on_commit
             else:
                 item.prepared = Prepared(hdr, txn)
+        self.pipeline.clock = time.monotonic()
         self._on_commit(item)
         if self.after_apply is not None:
             self.after_apply(1)
@@ -190,7 +191,7 @@ class QuorumPeerServer(ZooKeeperServer):
         except (struct.error, errors.ZooKeeperError, DecodeError) as e:
             log.warning("member %d: forwarded request from %d could not be prepared: %s", self.my_id, sid, e)
             return
-        self._submit(InFlight(prepared))
+        self._submit(in_flight(prepared))
 
     def session_touches(self, touches: list[tuple[int, int]]) -> None:
         now = int(time.time() * 1000)
@@ -230,7 +231,7 @@ class QuorumPeerServer(ZooKeeperServer):
 
     # ------------------------------------------------------------------ the write path
 
-    def _submit(self, item: InFlight) -> None:
+    def _submit(self, item: Pending) -> None:
         driver = self.driver
         assert driver is not None
         hdr = item.prepared.hdr
@@ -252,7 +253,7 @@ class QuorumPeerServer(ZooKeeperServer):
             if item.session is not None:
                 item.session.conn.close()
 
-    def _forward(self, item: InFlight, session: int, cxid: int, op: int, body: bytes, auth: list[Id]) -> None:
+    def _forward(self, item: Pending, session: int, cxid: int, op: int, body: bytes, auth: list[Id]) -> None:
         driver = self.driver
         assert driver is not None
         self._forwarded[(session, cxid)] = item
@@ -275,7 +276,7 @@ class QuorumPeerServer(ZooKeeperServer):
         self.stats.packets_received += 1
         pending = Pending(xid, op, body, prepared=True)
         conn.enqueue_write(pending)
-        self._forward(InFlight(None, conn, pending), conn.session_id, xid, op, body,  # type: ignore[arg-type]
+        self._forward(in_flight(None, conn, pending), conn.session_id, xid, op, body,  # type: ignore[arg-type]
                       list(conn.auth_ids))
 
     def process_close_session(self, conn: ClientConnection, xid: int) -> None:
@@ -285,7 +286,7 @@ class QuorumPeerServer(ZooKeeperServer):
         self.stats.packets_received += 1
         pending = Pending(xid, OpCode.closeSession, b"", prepared=True)
         conn.enqueue_write(pending)
-        self._forward(InFlight(None, conn, pending), conn.session_id, xid,  # type: ignore[arg-type]
+        self._forward(in_flight(None, conn, pending), conn.session_id, xid,  # type: ignore[arg-type]
                       OpCode.closeSession, b"", [])
 
     def process_sync(self, conn: ClientConnection, xid: int, body: bytes) -> None:
@@ -319,7 +320,7 @@ class QuorumPeerServer(ZooKeeperServer):
             return
         sid = self.sessions.new_session_id()
         creation = SessionCreation(conn, sid, timeout, read_only)
-        self._forward(InFlight(None, session=creation), sid, 0, OpCode.createSession,  # type: ignore[arg-type]
+        self._forward(in_flight(None, session=creation), sid, 0, OpCode.createSession,  # type: ignore[arg-type]
                       _INT.pack(timeout), [])
 
     def _reattach(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from zkpy.server.server import ZooKeeperServer
 
 _REPLY = struct.Struct(">iiqi")
+_REPLY_DATA = struct.Struct(">iiqii")  # reply header + data length; then data and the Stat
+_GET_DATA, _EXISTS = int(OpCode.getData), int(OpCode.exists)
 _INT = struct.Struct(">i")
 _REPLY_INT = struct.Struct(">iiqii")
 _EVENT_DELETED, _EVENT_CREATED, _EVENT_DATA, _EVENT_CHILDREN = 2, 1, 3, 4
@@ -95,8 +97,13 @@ class ReadHandler:
 
     def execute(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
         zxid = self.tree.last_processed_zxid
+        sess = conn.session
+        if sess is not None and not sess.closing and (op == _GET_DATA or op == _EXISTS):
+            # The hot reads, inline: parse, look up, check, answer.
+            if self._fast_read(conn, xid, op, body, zxid):
+                return
         try:
-            if not self.server.sessions.is_live(conn.session_id):
+            if sess is None or sess.closing:
                 raise errors.SessionExpiredError()
             payload = self._ops[op](conn, body)
             err = 0
@@ -108,6 +115,39 @@ class ReadHandler:
             conn.send(_REPLY.pack(16 + len(payload), xid, zxid, err) + payload)
         else:
             conn.send(_REPLY.pack(16, xid, zxid, err))
+
+    def _fast_read(self, conn: ClientConnection, xid: int, op: int, body: bytes, zxid: int) -> bool:
+        """getData / exists without records or exceptions; False hands anything unusual (a
+        malformed body, a missing node, an ACL to check in full) to the general path."""
+        n = len(body)
+        if n < 5:
+            return False
+        (plen,) = _INT.unpack_from(body, 0)
+        if plen < 0 or plen + 5 != n:
+            return False
+        try:
+            path = body[4 : 4 + plen].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        node = self.tree.get_node(path)
+        if node is None:
+            return False
+        watch = body[n - 1]
+        if op == _GET_DATA:
+            if not self.tree.acls.world_perms.get(node.acl, 0) & PERM_READ:
+                return False
+            if watch:
+                self.watches.add_data_watch(path, conn)
+            data = node.data
+            if data is None:
+                conn.send(_REPLY_DATA.pack(88, xid, zxid, 0, -1) + node.wire_stat())
+            else:
+                conn.send(_REPLY_DATA.pack(88 + len(data), xid, zxid, 0, len(data)) + data + node.wire_stat())
+            return True
+        if watch:
+            self.watches.add_data_watch(path, conn)
+        conn.send(_REPLY.pack(84, xid, zxid, 0) + node.wire_stat())
+        return True
 
     # ------------------------------------------------------------------ helpers
 

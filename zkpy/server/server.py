@@ -19,7 +19,7 @@ from zkpy.proto.jute import DecodeError
 from zkpy.proto.messages import decode_connect_request, encode_connect_response
 from zkpy.proto.records import AuthPacket, ConnectResponse
 from zkpy.server.commit import CommitPipeline, Durability, MemoryOnly
-from zkpy.server.connection import ESTABLISHED, ClientConnection, Pending
+from zkpy.server.connection import _OP_NAMES, ESTABLISHED, ClientConnection, Pending
 from zkpy.server.database import Database
 from zkpy.server.metrics import ServerMetrics
 from zkpy.server.prep import Prepared, Preparer
@@ -33,7 +33,7 @@ from zkpy.tree.watches import Watches
 log = logging.getLogger(__name__)
 
 _PASSWORD_INVALID = bytes(16)
-_CLOSE_SESSION_OPS = {OpCode.closeSession}
+_CLOSE_SESSION = int(OpCode.closeSession)
 
 
 def _now_ms() -> int:
@@ -52,18 +52,14 @@ class SessionCreation:
         self.read_only = read_only
 
 
-class InFlight:
-    """A prepared txn travelling the commit pipeline with whatever must happen after it."""
-
-    __slots__ = ("conn", "pending", "prepared", "session", "started")
-
-    def __init__(self, prepared: Prepared, conn: ClientConnection | None = None, pending: Pending | None = None,
-                 session: SessionCreation | None = None) -> None:
-        self.prepared = prepared
-        self.conn = conn
-        self.pending = pending
-        self.session = session
-        self.started = time.monotonic()
+def in_flight(prepared: Prepared | None, conn: ClientConnection | None = None, pending: Pending | None = None,
+              session: SessionCreation | None = None) -> Pending:
+    """The pipeline item for a txn: the client's own Pending when it has one (it also holds the
+    connection to answer), else a fresh one for a handshake or a txn of the server's own."""
+    if pending is None:
+        return Pending(0, 0, b"", prepared, conn, session)
+    pending.conn = conn
+    return pending
 
 
 class ZooKeeperServer:
@@ -81,7 +77,8 @@ class ZooKeeperServer:
         self.db.tree.listener = self.watches
         self.auth = AuthRegistry(super_digest=config.super_digest, skip_acl=bool(getattr(config, "skip_acl", False)))
         self.preparer = Preparer(self.db.tree, self.auth, self._next_zxid, self._check_session,
-                                 bool(config.extended_types_enabled))
+                                 bool(config.extended_types_enabled), clock_ms=lambda: self.clock_ms,
+                                 session_live=self.sessions.is_live)
         self.pipeline = CommitPipeline(self.durability, self._on_commit, self._on_batch_done)
         self._batch_txns = 0
         # Called with the number of txns after every committed batch (snapshot scheduling).
@@ -99,6 +96,8 @@ class ZooKeeperServer:
         self._flush_scheduled = False
         self._zxid = 0
         self._in_flight = 0
+        # Wall-clock ms as of the current batch of frames (ClientConnection.data_received sets it).
+        self.clock_ms = _now_ms()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
@@ -260,7 +259,7 @@ class ZooKeeperServer:
         self.sessions.add(sid, timeout, _now_ms())
         prepared = self.preparer.prepare_session(OpCode.createSession, sid, timeout)
         creation = SessionCreation(conn, sid, timeout, read_only)
-        self._submit(InFlight(prepared, session=creation))
+        self._submit(in_flight(prepared, session=creation))
 
     def _reattach(self, conn: ClientConnection, sid: int, timeout: int, read_only: bool | None) -> None:
         """A client came back with a session id and its right password."""
@@ -288,6 +287,7 @@ class ZooKeeperServer:
         conn.session_established(sid, timeout)
         self.by_session[sid] = conn
         sess = self.sessions.get(sid)
+        conn.session = sess
         if sess is not None:
             sess.owner = conn
         resp = encode_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)),
@@ -304,8 +304,9 @@ class ZooKeeperServer:
 
     def touch(self, conn: ClientConnection) -> None:
         """The client spoke: push its session's deadline out."""
-        if conn.session_id:
-            self.sessions.touch(conn.session_id, _now_ms())
+        sess = conn.session
+        if sess is not None and not sess.closing:
+            self.sessions.touch_session(sess, self.clock_ms)
 
     def process_read(self, conn: ClientConnection, xid: int, op: int, body: bytes,
                      started: float | None = None) -> None:
@@ -314,8 +315,18 @@ class ZooKeeperServer:
         stats = self.stats
         stats.packets_received += 1
         stats.packets_sent += 1
-        # A read is answered on arrival unless it waited behind its session's writes.
-        ms = int((time.monotonic() - started) * 1000) if started is not None else 0
+        if started is None:
+            # Answered on arrival: 0 ms, the common case, counted without the general bookkeeping.
+            stats.latency_count += 1
+            stats.min_latency_ms = 0
+            self.metrics.record_read_latency(0)
+            conn.last_cxid, conn.last_op, conn.last_latency_ms = xid, _OP_NAMES.get(op, "NA"), 0
+            conn.last_zxid = self.db.tree.last_processed_zxid
+            conn.min_latency_ms = 0
+            conn.latency_count += 1
+            return
+        # It waited behind its session's writes.
+        ms = int((time.monotonic() - started) * 1000)
         stats.record_latency(ms)
         self.metrics.record_read_latency(ms)
         conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
@@ -326,7 +337,7 @@ class ZooKeeperServer:
         prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids)
         pending = Pending(xid, op, body, prepared)
         conn.enqueue_write(pending)
-        self._submit(InFlight(prepared, conn, pending))
+        self._submit(in_flight(prepared, conn, pending))
 
     def process_close_session(self, conn: ClientConnection, xid: int) -> None:
         self.stats.packets_received += 1
@@ -336,7 +347,7 @@ class ZooKeeperServer:
         prepared.hdr.cxid = xid
         pending = Pending(xid, OpCode.closeSession, b"", prepared)
         conn.enqueue_write(pending)
-        self._submit(InFlight(prepared, conn, pending))
+        self._submit(in_flight(prepared, conn, pending))
 
     def process_auth(self, conn: ClientConnection, xid: int, body: bytes) -> None:
         self.stats.packets_received += 1
@@ -362,7 +373,7 @@ class ZooKeeperServer:
         self.stats.packets_received += 1
         conn.send_reply(xid, 0, 0, b"\xff\xff\xff\xff")
 
-    def _submit(self, item: InFlight) -> None:
+    def _submit(self, item: Pending) -> None:
         self._in_flight += 1
         self.pipeline.submit(item, item.prepared.hdr, item.prepared.txn)
 
@@ -374,8 +385,7 @@ class ZooKeeperServer:
         if self.after_batch is not None and n:
             self.after_batch(n)
 
-    def _on_commit(self, item: object) -> None:
-        assert isinstance(item, InFlight)
+    def _on_commit(self, item: Pending) -> None:
         self._in_flight -= 1
         self._batch_txns += 1
         prepared = item.prepared
@@ -392,22 +402,24 @@ class ZooKeeperServer:
             s = item.session
             self._finish_session(s.conn, s.session_id, s.timeout_ms, s.read_only)
             # createSession is a write: ZooKeeper counts it in the request latency and updatelatency.
-            ms = int((time.monotonic() - item.started) * 1000)
+            ms = int((self.pipeline.clock - item.started) * 1000)
             self.stats.record_latency(ms)
             self.metrics.record_update_latency(ms)
             return
-        conn, pending = item.conn, item.pending
-        if conn is None or pending is None:
+        conn = item.conn
+        if conn is None:
             return
-        zxid = self.db.tree.last_processed_zxid
-        reply = write_reply(pending.op, pending.xid, zxid, rc, prepared.error)
-        ms = int((time.monotonic() - item.started) * 1000)
-        self.stats.record_latency(ms)
+        zxid = rc.zxid
+        xid = item.xid
+        req_op = item.op
+        ms = int((self.pipeline.clock - item.started) * 1000)
+        stats = self.stats
+        stats.record_latency(ms)
+        stats.packets_sent += 1
         self.metrics.record_update_latency(ms)
-        self.stats.packets_sent += 1
-        conn.record_op(pending.xid, zxid, pending.op, ms)
-        conn.complete(pending, reply)
-        if pending.op == OpCode.closeSession:
+        conn.record_op(xid, zxid, req_op, ms)
+        conn.complete(item, write_reply(req_op, xid, zxid, rc, prepared.error))
+        if req_op == _CLOSE_SESSION:
             conn.close_after_flush()
 
     def _session_closed(self, session_id: int) -> None:
@@ -428,7 +440,8 @@ class ZooKeeperServer:
             await asyncio.sleep(tick_s / 2)
             if not self.owns_sessions():
                 continue
-            for sess in self.sessions.expired(_now_ms()):
+            self.clock_ms = _now_ms()
+            for sess in self.sessions.expired(self.clock_ms):
                 self.metrics.count("stale_sessions_expired")
                 log.info("Expiring session 0x%x, timeout of %dms exceeded",
                          sess.session_id & 0xFFFFFFFFFFFFFFFF, sess.timeout_ms)
@@ -436,7 +449,7 @@ class ZooKeeperServer:
                 if conn is not None:
                     conn.close()
                 prepared = self.preparer.prepare_session(OpCode.closeSession, sess.session_id)
-                self._submit(InFlight(prepared))
+                self._submit(in_flight(prepared))
             self._flush_dirty()
 
     async def _check_containers(self) -> None:
@@ -453,8 +466,9 @@ class ZooKeeperServer:
             for path in self._container_candidates(never_used_ms):
                 if not self.owns_sessions():
                     break
+                self.clock_ms = _now_ms()
                 prepared = self.preparer.prepare_delete_container(path)
-                self._submit(InFlight(prepared))
+                self._submit(in_flight(prepared))
                 await asyncio.sleep(min_gap_s)
 
     def _container_candidates(self, never_used_ms: int) -> list[str]:

@@ -88,10 +88,20 @@ class SessionTracker:
         self._schedule(sess, now_ms)
         return sess
 
+    def touch_session(self, sess: Session, now_ms: int) -> None:
+        """touch() for a Session object the caller holds (a connection's): no id lookup."""
+        tick = self.tick_ms
+        new_at = ((now_ms + sess.timeout_ms) // tick + 1) * tick
+        if new_at != sess.expire_at_ms:
+            self._move(sess, new_at)
+
     def _schedule(self, sess: Session, now_ms: int) -> None:
         new_at = self._round_up(now_ms + sess.timeout_ms)
         if new_at == sess.expire_at_ms:
             return
+        self._move(sess, new_at)
+
+    def _move(self, sess: Session, new_at: int) -> None:
         old = self._buckets.get(sess.expire_at_ms)
         if old is not None:
             old.discard(sess.session_id)
@@ -126,6 +136,7 @@ class SessionTracker:
         sess = self.sessions.pop(session_id, None)
         if sess is None:
             return
+        sess.closing = True  # a connection still holding the object sees it is gone
         bucket = self._buckets.get(sess.expire_at_ms)
         if bucket is not None:
             bucket.discard(session_id)

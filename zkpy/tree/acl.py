@@ -38,13 +38,16 @@ class AclCache:
     The ids, their numbering from 1 and the OPEN_ACL_UNSAFE shortcut (-1) match
     Apache ZooKeeper's so that snapshots interchange."""
 
-    __slots__ = ("_by_id", "_by_key", "_next_index", "_refs")
+    __slots__ = ("_by_id", "_by_key", "_next_index", "_refs", "world_perms")
 
     def __init__(self) -> None:
         self._by_id: dict[int, list[ACL]] = {}
         self._by_key: dict[AclKey, int] = {}
         self._refs: dict[int, int] = {}
         self._next_index = 0
+        # id -> the permissions world:anyone holds in that list, so that the ACL check of an
+        # open node (the common case) is one dict lookup; -1 (OPEN_ACL_UNSAFE) holds them all.
+        self.world_perms: dict[int, int] = {OPEN_ACL_UNSAFE_ID: PERM_ALL}
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -60,6 +63,7 @@ class AclCache:
             aid = self._next_index
             self._by_id[aid] = list(acls)
             self._by_key[key] = aid
+            self.world_perms[aid] = _world_perms(acls)
         self._refs[aid] = self._refs.get(aid, 0) + 1
         return aid
 
@@ -84,6 +88,7 @@ class AclCache:
             self._refs.pop(aid, None)
             acls = self._by_id.pop(aid)
             self._by_key.pop(acl_key(acls), None)
+            self.world_perms.pop(aid, None)
         else:
             self._refs[aid] = n
 
@@ -96,11 +101,13 @@ class AclCache:
         self._by_id.clear()
         self._by_key.clear()
         self._refs.clear()
+        self.world_perms = {OPEN_ACL_UNSAFE_ID: PERM_ALL}
         for aid, acls in entries.items():
             self._next_index = max(self._next_index, aid)
             self._by_id[aid] = list(acls)
             self._by_key[acl_key(acls)] = aid
             self._refs[aid] = 0
+            self.world_perms[aid] = _world_perms(acls)
 
     def purge_unused(self) -> None:
         """Drop entries no node references (ZooKeeper does this after loading a snapshot)."""
@@ -108,6 +115,15 @@ class AclCache:
             self._refs.pop(aid)
             acls = self._by_id.pop(aid)
             self._by_key.pop(acl_key(acls), None)
+            self.world_perms.pop(aid, None)
+
+
+def _world_perms(acls: Sequence[ACL]) -> int:
+    perms = 0
+    for a in acls:
+        if a.id is not None and a.id.scheme == "world" and a.id.id == "anyone":
+            perms |= a.perms
+    return perms
 
 
 # ---------------------------------------------------------------- authentication schemes

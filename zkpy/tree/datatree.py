@@ -38,12 +38,14 @@ from zkpy.tree.node import (
     EPHEMERAL_NORMAL,
     EPHEMERAL_TTL,
     PERSISTED,
+    WIRE_STAT,
     Node,
     data_length,
     ephemeral_type,
     ttl_owner,
 )
 
+_SET_DATA = int(OpCode.setData)
 QUOTA_ROOT = "/zookeeper/quota"
 LIMIT_NODE = "zookeeper_limits"
 STAT_NODE = "zookeeper_stats"
@@ -192,9 +194,14 @@ class DataTree:
 
         ``replay`` marks log replay over a fuzzy snapshot, where a create that
         finds its node already there still advances the parent's cversion."""
-        rc = TxnResult(hdr.clientId, hdr.cxid, hdr.zxid, hdr.type)
+        op = hdr.type
+        rc = TxnResult(hdr.clientId, hdr.cxid, hdr.zxid, op)
         try:
-            self._apply_one(hdr.type, txn, hdr, rc)
+            if op == _SET_DATA:  # the most common txn, without the dispatch below
+                rc.path = txn.path  # type: ignore[attr-defined]
+                rc.stat = self.set_data(txn.path, txn.data, txn.version, hdr.zxid, hdr.time)  # type: ignore[attr-defined]
+            else:
+                self._apply_one(op, txn, hdr, rc)
         except errors.ZooKeeperError as e:
             rc.err = e.code
             if replay and hdr.type in (OpCode.create, OpCode.create2) and rc.err == errors.NodeExistsError.code:
@@ -361,15 +368,23 @@ class DataTree:
         node = self.get_node(path)
         if node is None:
             raise errors.NoNodeError()
-        old_len = data_length(node.data)
+        old = node.data
+        old_len = len(old) if old is not None else 0
         czxid, _mzxid, ctime, _mtime, _ver, cver, aver, owner, pzxid = PERSISTED.unpack(node.stat)
         node.stat = PERSISTED.pack(czxid, zxid, ctime, time, version, cver, aver, owner, pzxid)
         node.data = data
-        new_len = data_length(data)
+        new_len = len(data) if data is not None else 0
         self.approximate_data_size += new_len - old_len
         if self.quota_paths:
             self._update_quota(path, new_len - old_len, 0)
-        stat = node.wire_stat()
+        # The client's Stat straight from the values at hand (Node.wire_stat, without re-reading).
+        ch = node.children
+        nch = len(ch) if ch else 0
+        cv = cver * 2 - nch
+        if owner < 0 or not -0x80000000 <= cv <= 0x7FFFFFFF:
+            stat = node.wire_stat()
+        else:
+            stat = WIRE_STAT.pack(czxid, zxid, ctime, time, version, cv, aver, owner, new_len, nch, pzxid)
         if self.listener is not None:
             self.listener.data_changed(path)
         return stat
@@ -495,3 +510,18 @@ class DataTree:
         self.approximate_data_size += len(path) + data_length(data)
         if stat.ephemeralOwner:
             self._track_owner(path, stat.ephemeralOwner)
+
+    # ------------------------------------------------------------------ bulk loading
+    # For zkpy.tree.loader, which builds nodes itself at start-up and hands the indexes over here.
+
+    def adopt_loaded(self, owners: Sequence[tuple[str, int]], quota_limits: Sequence[str] | None = None) -> None:
+        """Index nodes a bulk loader added: ``owners`` as (path, ephemeralOwner) for the nodes with
+        one (ephemerals, containers, TTLs); ``quota_limits``, when given, replaces the quota index
+        with these paths and recounts their stats (what ``setup_quotas`` finds)."""
+        for path, owner in owners:
+            self._track_owner(path, owner)
+        if quota_limits is not None:
+            self.quota_paths.clear()
+            for real in quota_limits:
+                self.quota_paths.add(real)
+                self._recount_quota(real)
