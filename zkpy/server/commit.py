@@ -55,7 +55,7 @@ class CommitPipeline:
         self._scheduled = False
         self.failed: BaseException | None = None
         self.on_failure: Callable[[], None] | None = None
-        # time.monotonic() when the batch being applied became durable (latency figures).
+        # Wall-clock time when the batch being applied became durable (latency figures).
         self.clock = 0.0
 
     def __len__(self) -> int:
@@ -76,7 +76,7 @@ class CommitPipeline:
     def _commit_memory(self) -> None:
         self._scheduled = False
         batch, self._batch = self._batch, []
-        self.clock = time.monotonic()
+        self.clock = time.time()
         for item in batch:
             self.on_commit(item)
         self.on_batch_done()
@@ -86,7 +86,7 @@ class CommitPipeline:
             while self._batch:
                 batch, self._batch = self._batch, []
                 await self.durability.sync()
-                self.clock = time.monotonic()
+                self.clock = time.time()
                 for item in batch:
                     self.on_commit(item)
                 self.on_batch_done()

@@ -70,8 +70,10 @@ class Pending:
     __slots__ = ("body", "conn", "done", "op", "prepared", "response", "session", "started", "xid")
 
     def __init__(self, xid: int, op: int, body: bytes, prepared: object | None = None,
-                 conn: ClientConnection | None = None, session: object | None = None) -> None:
-        self.started = time.monotonic()
+                 conn: ClientConnection | None = None, session: object | None = None,
+                 started: float | None = None) -> None:
+        # Wall-clock seconds; callers on the hot path pass the time of the socket read.
+        self.started = time.time() if started is None else started
         self.xid = xid
         self.op = op
         self.body = body
@@ -135,6 +137,7 @@ class ClientConnection(asyncio.Protocol):
         # One clock read per socket read: session touches and txn times in this batch use it.
         now = time.time()
         self.last_activity = now
+        server.clock = now
         server.clock_ms = int(now * 1000)
         server.metrics.counts["bytes_received_count"] += len(data)
         reader = self.reader
@@ -248,7 +251,7 @@ class ClientConnection(asyncio.Protocol):
             if op == OpCode.sync and server.deferred_sync:
                 server.process_sync(self, xid, body)  # type: ignore[attr-defined]
             elif self.queue:
-                self.queue.append(Pending(xid, op, body))
+                self.queue.append(Pending(xid, op, body, started=server.clock))
             else:
                 server.process_read(self, xid, op, body)
         elif op in WRITE_OPS:

@@ -24,7 +24,6 @@ from zkpy.proto import errors
 from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, OpCode
 from zkpy.proto.jute import DecodeError, Record
 from zkpy.proto.messages import decode_multi_request
-from zkpy.proto.paths import VALID_PATH as _GOOD_PATH
 from zkpy.proto.records import (
     ACL,
     CheckVersionRequest,
@@ -175,10 +174,13 @@ class Preparer:
 
     # ---------------------------------------------------------------- entry point
 
-    def prepare(self, op: int, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id]) -> Prepared:
-        """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn."""
+    def prepare(self, op: int, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id],
+                live: bool = False) -> Prepared:
+        """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn.
+
+        ``live`` says the caller knows the session is live (saves a lookup)."""
         if op == _SET_DATA and self._journal is None:
-            fast = self._fast_set_data(body, session_id, cxid, auth_ids)
+            fast = self._fast_set_data(body, session_id, cxid, live)
             if fast is not None:
                 return fast
         zxid = self.next_zxid()
@@ -197,7 +199,7 @@ class Preparer:
             e2 = errors.MarshallingError()
             return Prepared(hdr, ErrorTxn(e2.code), e2)
 
-    def _fast_set_data(self, body: bytes, session_id: int, cxid: int, auth_ids: Sequence[Id]) -> Prepared | None:
+    def _fast_set_data(self, body: bytes, session_id: int, cxid: int, live: bool) -> Prepared | None:
         """setData, the most common write, without request records or exceptions.
 
         Returns None for anything but the plain success case (a malformed body, an invalid
@@ -223,7 +225,9 @@ class Preparer:
         else:
             data = body[pos : pos + dlen]
             pos += dlen
-        if pos + 4 != n or not _GOOD_PATH.fullmatch(path):
+        # No regex: a path names an existing node (or an outstanding record) only when it is
+        # valid, except "" (the root's alias), which the first character rules out.
+        if pos + 4 != n or path[0] != "/":
             return None
         (expected,) = _INT.unpack_from(body, pos)
         rec = self.by_path.get(path)
@@ -246,7 +250,7 @@ class Preparer:
                                                             rec.acl, rec.child_count)
         if expected != -1 and expected != version:
             return None
-        if session_id and not self.session_live(session_id):
+        if session_id and not (live or self.session_live(session_id)):
             return None
         new_version = version + 1 if version < 0x7FFFFFFF else wrap_int32(version + 1)
         zxid = self.next_zxid()

@@ -128,7 +128,7 @@ class QuorumPeerServer(ZooKeeperServer):
                 self._in_flight += 1  # balanced by _on_commit
             else:
                 item.prepared = Prepared(hdr, txn)
-        self.pipeline.clock = time.monotonic()
+        self.pipeline.clock = time.time()
         self._on_commit(item)
         if self.after_apply is not None:
             self.after_apply(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 _PASSWORD_INVALID = bytes(16)
 _CLOSE_SESSION = int(OpCode.closeSession)
+_SET_DATA = int(OpCode.setData)
+_REPLY_STAT = struct.Struct(">iiqi")  # frame length, xid, zxid, err; a 68-byte Stat follows
 
 
 def _now_ms() -> int:
@@ -97,7 +100,8 @@ class ZooKeeperServer:
         self._zxid = 0
         self._in_flight = 0
         # Wall-clock ms as of the current batch of frames (ClientConnection.data_received sets it).
-        self.clock_ms = _now_ms()
+        self.clock = time.time()
+        self.clock_ms = int(self.clock * 1000)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
@@ -326,18 +330,21 @@ class ZooKeeperServer:
             conn.latency_count += 1
             return
         # It waited behind its session's writes.
-        ms = int((time.monotonic() - started) * 1000)
+        ms = int((time.time() - started) * 1000)
         stats.record_latency(ms)
         self.metrics.record_read_latency(ms)
         conn.record_op(xid, self.db.tree.last_processed_zxid, op, ms)
 
     def process_write(self, conn: ClientConnection, xid: int, op: int, body: bytes) -> None:
-        self.touch(conn)
+        sess = conn.session
+        live = sess is not None and not sess.closing
+        if live:
+            self.sessions.touch_session(sess, self.clock_ms)  # type: ignore[arg-type]
         self.stats.packets_received += 1
-        prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids)
-        pending = Pending(xid, op, body, prepared)
-        conn.enqueue_write(pending)
-        self._submit(in_flight(prepared, conn, pending))
+        prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids, live)
+        pending = Pending(xid, op, body, prepared, conn, started=self.clock)
+        conn.queue.append(pending)
+        self._submit(pending)
 
     def process_close_session(self, conn: ClientConnection, xid: int) -> None:
         self.stats.packets_received += 1
@@ -418,7 +425,11 @@ class ZooKeeperServer:
         stats.packets_sent += 1
         self.metrics.record_update_latency(ms)
         conn.record_op(xid, zxid, req_op, ms)
-        conn.complete(item, write_reply(req_op, xid, zxid, rc, prepared.error))
+        if req_op == _SET_DATA and op == _SET_DATA and not rc.err:
+            reply = _REPLY_STAT.pack(84, xid, zxid, 0) + rc.stat  # type: ignore[operator]
+        else:
+            reply = write_reply(req_op, xid, zxid, rc, prepared.error)
+        conn.complete(item, reply)
         if req_op == _CLOSE_SESSION:
             conn.close_after_flush()
 
