@@ -37,9 +37,10 @@ from zkpy.server.database import Database
 from zkpy.storage import encode_txn
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import fsync_dir, list_logs, list_snapshots, open_data_dirs
-from zkpy.storage.recovery import recover
+from zkpy.storage.recovery import load_tree, recover
 from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
 from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter, truncate_log
+from zkpy.tree.loader import Replayer
 
 log = logging.getLogger(__name__)
 
@@ -115,20 +116,14 @@ class QuorumDisk:
 
         def load(reader: SnapshotReader) -> Database:
             d = Database(self.extended_types)
-            d.tree.acls.load(reader.acls)
-            for path, data, acl_id, stat in reader.iter_nodes():
-                d.tree.load_node(path, data, acl_id, stat)
-            d.tree.acls.purge_unused()
-            d.tree.setup_quotas()
+            load_tree(reader, d.tree)
             d.sessions = dict(reader.sessions)
-            d.tree.last_processed_zxid = reader.zxid
             return d
 
         rec = recover(self.data_dir, self.data_log_dir, load=load, trust_empty_snapshot=True)
         db = rec.snapshot if rec.snapshot is not None else Database(self.extended_types)
         floor = rec.snapshot_zxid if rec.snapshot is not None else -1
-        for entry in rec.entries():
-            db.apply(entry.hdr, entry.txn, replay=True)
+        Replayer(db.tree, lambda hdr, txn: db.apply(hdr, txn, replay=True)).replay(rec.entries())
         return db, floor
 
     def _tail(self, after: int) -> list[tuple[int, bytes]]:

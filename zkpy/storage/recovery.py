@@ -39,16 +39,14 @@ from zkpy.storage.errors import CorruptSnapshotError, UnrecoverableError
 from zkpy.storage.files import DataDirs, fsync_dir, list_logs, list_snapshots, open_data_dirs
 from zkpy.storage.snapshot import Snapshot, SnapshotReader, is_valid_snapshot_tail
 from zkpy.storage.txnlog import FILE_HEADER_SIZE, LogEnd, TxnLogIterator, last_logged_zxid
+from zkpy.tree.datatree import DataTree
+from zkpy.tree.loader import SnapshotLoadError, load_nodes
 
-__all__ = ["Recovery", "RecoveryReport", "check_data_dir", "load_full_snapshot", "recover"]
+__all__ = ["Recovery", "RecoveryReport", "check_data_dir", "load_full_snapshot", "load_tree", "recover"]
 
 log = logging.getLogger(__name__)
 
 MAX_SNAPSHOTS_TRIED = 100  # FileSnap.deserialize: findNValidSnapshots(100)
-
-
-def _epoch(zxid: int) -> int:
-    return zxid >> 32
 
 
 @dataclass(slots=True)
@@ -106,6 +104,17 @@ def load_full_snapshot(reader: SnapshotReader) -> Snapshot:
     return Snapshot(reader.path, reader.zxid, reader.sessions, reader.acls, nodes, reader.digest)
 
 
+def load_tree(reader: SnapshotReader, tree: DataTree) -> None:
+    """Fill a fresh ``tree`` from a snapshot with the bulk loader (``zkpy.tree.loader``): the same
+    tree as ``load_node`` for every node, and the same :class:`CorruptSnapshotError` for a node
+    whose parent is missing, so that recovery tries the next older snapshot."""
+    try:
+        load_nodes(tree, reader.acls, reader.iter_packed_nodes())
+    except SnapshotLoadError as e:
+        raise CorruptSnapshotError(reader.path, str(e)) from None
+    tree.last_processed_zxid = reader.zxid
+
+
 class Recovery:
     """The result of :func:`recover`: the loaded snapshot and a one-shot iterator of later entries."""
 
@@ -139,7 +148,7 @@ class Recovery:
                 rep.warnings.append(f"zxid {z:#x} in {path.name} at offset {off} is not after {prev:#x}; "
                                     "skipped")
                 continue
-            if _epoch(z) == _epoch(prev) and z != prev + 1:
+            if z != prev + 1 and z >> 32 == prev >> 32:  # a gap within one epoch
                 raise UnrecoverableError(
                     f"gap in the transaction log: {path} at offset {off} has zxid {z:#x} but the previous "
                     f"txn is {prev:#x}; txns {prev + 1:#x}..{z - 1:#x} are missing")

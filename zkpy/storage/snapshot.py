@@ -50,6 +50,7 @@ __all__ = [
     "DIGEST_VERSION",
     "SNAP_MAGIC",
     "Node",
+    "PackedNode",
     "Snapshot",
     "SnapshotDigest",
     "SnapshotReader",
@@ -76,12 +77,16 @@ _SESSION = struct.Struct(">qi")
 # DataNode tail: acl long + StatPersisted (czxid, mzxid, ctime, mtime, version, cversion,
 # aversion, ephemeralOwner, pzxid).
 _NODE_FIXED = struct.Struct(">qqqqqiiiqq")
+_STAT = struct.Struct(">qqqqiiiqq")  # StatPersisted alone
+_NODE_TAIL = _NODE_FIXED.size  # acl long + StatPersisted: 68 bytes after the data
 _DIGEST_HEAD = struct.Struct(">qi")
 _SEAL_TAIL = _INT.pack(1) + b"/"  # ustring "/"
 _NULL = b"\xff\xff\xff\xff"
 
 # (path, data, acl id, stat): the neutral node record exchanged with the tree.
 Node = tuple[str, bytes | None, int, StatPersisted]
+# The same with the stat as the 60 bytes the file holds (StatPersisted packed as >qqqqiiiqq).
+PackedNode = tuple[str, bytes | None, int, bytes]
 
 
 @dataclass(slots=True)
@@ -470,12 +475,23 @@ class SnapshotReader:
         previous iterator stopped.
         """
         if self._gen is None:
-            self._gen = self._iter_nodes()
+            self._gen = self._checked(self._iter_packed())
         return self._gen
 
-    def _iter_nodes(self) -> Iterator[Node]:
+    def iter_packed_nodes(self) -> Iterator[PackedNode]:
+        """Like :meth:`iter_nodes`, for bulk loaders: each node's stat as the 60 bytes the file
+        holds (``zkpy.tree.node``'s layout) instead of a StatPersisted, and no check that a
+        node's parent came before it (the loader finds parents itself and must check that).
+
+        The same single pass: only one of the two iterators can be used on a reader.
+        """
+        if self._gen is None:
+            self._gen = self._iter_packed()
+        return self._gen  # type: ignore[return-value]
+
+    def _iter_packed(self) -> Iterator[PackedNode]:
         try:
-            yield from self._nodes()
+            yield from self._packed_nodes()
             self._tail()
         except _Truncated:
             raise CorruptSnapshotError(self.path, "truncated") from None
@@ -484,20 +500,35 @@ class SnapshotReader:
         finally:
             self.close()
 
-    def _nodes(self) -> Iterator[Node]:
+    def _checked(self, packed: Iterator[PackedNode]) -> Iterator[Node]:
+        """Nodes with a StatPersisted each, every parent seen before its child (DataTree.deserialize)."""
+        seen: set[str] = set()
+        unpack = _STAT.unpack
+        new_stat = StatPersisted
+        for path, data, acl_id, stat in packed:
+            if path != "/":
+                parent = path[:path.rfind("/")]
+                if parent not in seen:
+                    raise CorruptSnapshotError(self.path, f"Invalid Datatree, unable to find parent {parent} of "
+                                                          f"path {path}")
+                seen.add(path)
+            else:
+                seen.add("")
+            yield (path, data, acl_id, new_stat(*unpack(stat)))
+
+    def _packed_nodes(self) -> Iterator[PackedNode]:
         inp = self._in
+        if inp._mm is not None and hasattr(inp._mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+            inp._mm.madvise(mmap.MADV_SEQUENTIAL)  # read ahead: the file is read once, front to back
         limit = self.max_buffer_bytes
         unpack_int = _INT.unpack_from
-        unpack_fixed = _NODE_FIXED.unpack_from
-        fixed = _NODE_FIXED.size
-        new_stat = StatPersisted
-        seen: set[str] = set()
+        unpack_long = _LONG.unpack_from
         path_of = self.path
         buf = inp.buf
         pos = inp.pos
         n = len(buf)
         count = 0
-        while True:
+        while True:  # bounded: every pass consumes a node or refills (which ends at EOF)
             if pos + 4 > n:
                 inp.pos = pos
                 inp.refill(4)
@@ -511,38 +542,39 @@ class SnapshotReader:
                 inp.refill(4 + plen + 4)
                 buf, pos, n = inp.buf, inp.pos, len(inp.buf)
                 continue
-            path = str(buf[pos + 4:p_end], "utf-8", "replace")
-            if path == "/":
+            pb = buf[pos + 4:p_end]
+            if pb == b"/":
                 inp.pos = p_end
                 break
             (dlen,) = unpack_int(buf, p_end)
             if dlen == -1:
                 d_end = p_end + 4
             elif dlen < 0 or dlen > limit:
+                path = pb.decode("utf-8", "replace")
                 raise CorruptSnapshotError(path_of, f"Unreasonable data length = {dlen} for {path!r}")
             else:
                 d_end = p_end + 4 + dlen
-            if d_end + fixed > n:
+            if d_end + _NODE_TAIL > n:
                 inp.pos = pos
-                inp.refill(d_end + fixed - pos)
+                inp.refill(d_end + _NODE_TAIL - pos)
                 buf, pos, n = inp.buf, inp.pos, len(inp.buf)
                 continue
-            data = None if dlen == -1 else buf[p_end + 4:d_end]
-            if type(data) is not bytes and data is not None:
-                data = bytes(data)
-            f = unpack_fixed(buf, d_end)
-            pos = d_end + fixed
-            slash = path.rfind("/")
-            if slash == -1:
-                if path != "" or count:
-                    raise CorruptSnapshotError(path_of, f"unexpected root path {path!r}")
-            elif path[:slash] not in seen:
-                raise CorruptSnapshotError(path_of, f"Invalid Datatree, unable to find parent "
-                                                    f"{path[:slash]} of path {path}")
-            seen.add(path)
-            st = new_stat(f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9])
+            (acl_id,) = unpack_long(buf, d_end)
+            pos = d_end + _NODE_TAIL
+            if plen == 0 or pb[0] != 0x2F:
+                # Only the root, first, has a path without "/" (the empty string; "/" to callers).
+                # A path with a "/" elsewhere has no parent: the loader's parent check says so.
+                if plen == 0 and count == 0:
+                    path = "/"
+                else:
+                    path = pb.decode("utf-8", "replace")
+                    if 0x2F not in pb:
+                        raise CorruptSnapshotError(path_of, f"unexpected root path {path!r}")
+            else:
+                path = pb.decode("utf-8", "replace")
             count += 1
-            yield (path or "/", data, f[0], st)
+            # Slices of bytes (a mmap or a decompressed chunk) are bytes already.
+            yield (path, None if dlen == -1 else buf[p_end + 4:d_end], acl_id, buf[d_end + 8:pos])
         self.node_count = count
         if count == 0:
             raise CorruptSnapshotError(path_of, "no root node")
