@@ -24,6 +24,7 @@ from zkpy.proto import errors
 from zkpy.proto.constants import CONTAINER_EPHEMERAL_OWNER, CreateMode, OpCode
 from zkpy.proto.jute import DecodeError, Record
 from zkpy.proto.messages import decode_multi_request
+from zkpy.proto.paths import VALID_PATH as _VALID_PATH
 from zkpy.proto.records import (
     ACL,
     CheckVersionRequest,
@@ -61,6 +62,11 @@ from zkpy.tree.paths import InvalidPathError, validate_path
 
 _INT = struct.Struct(">i")
 _SET_DATA = int(OpCode.setData)
+_CREATE, _CREATE2, _DELETE = int(OpCode.create), int(OpCode.create2), int(OpCode.delete)
+# The encoded Id world:anyone as a create request carries it (ustring scheme, ustring id).
+_WORLD_ANYONE = _INT.pack(5) + b"world" + _INT.pack(6) + b"anyone"
+# Open ACL lists by their permissions, shared by the txns that carry them (never mutated).
+_OPEN_ACLS: dict[int, list[ACL]] = {}
 
 
 def _world_perms_of(acl: Sequence[ACL] | None) -> int:
@@ -179,8 +185,14 @@ class Preparer:
         """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn.
 
         ``live`` says the caller knows the session is live (saves a lookup)."""
-        if op == _SET_DATA and self._journal is None:
-            fast = self._fast_set_data(body, session_id, cxid, live)
+        if self._journal is None:
+            fast: Prepared | None = None
+            if op == _SET_DATA:
+                fast = self._fast_set_data(body, session_id, cxid, live)
+            elif op == _CREATE or op == _CREATE2:
+                fast = self._fast_create(op, body, session_id, cxid, live)
+            elif op == _DELETE:
+                fast = self._fast_delete(body, session_id, cxid, live)
             if fast is not None:
                 return fast
         zxid = self.next_zxid()
@@ -257,6 +269,112 @@ class Preparer:
         self._add(ChangeRecord(zxid, path, True, new_version, cver, aver, owner, child_count, acl, data, world))
         return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _SET_DATA),
                         SetDataTxn(path, data, new_version))
+
+    def _known(self, path: str) -> ChangeRecord | None:
+        """The state of ``path`` for the fast paths: its outstanding record, or a record made
+        from the tree (not added to the overlay), or None when it does not exist."""
+        rec = self.by_path.get(path)
+        if rec is not None:
+            return rec if rec.exists else None
+        node = self.tree.get_node(path)
+        if node is None:
+            return None
+        _cz, _mz, _ct, _mt, version, cver, aver, owner, _pz = PERSISTED.unpack(node.stat)
+        acls = self.tree.acls
+        aid = node.acl
+        ch = node.children
+        return ChangeRecord(-1, path, True, version, cver, aver, owner, len(ch) if ch else 0, acls.lookup(aid),
+                            node.data, acls.world_perms.get(aid, 0))
+
+    def _fast_create(self, op: int, body: bytes, session_id: int, cxid: int, live: bool) -> Prepared | None:
+        """create / create2 of a persistent, ephemeral or sequential node with the open ACL
+        (world:anyone), the common case; None hands everything else to the general path."""
+        n = len(body)
+        if n < 43:
+            return None
+        (plen,) = _INT.unpack_from(body, 0)
+        pos = 4 + plen
+        if plen <= 1 or pos + 4 > n:
+            return None
+        try:
+            path = body[4:pos].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        (dlen,) = _INT.unpack_from(body, pos)
+        pos += 4
+        if dlen == -1:
+            data = None
+        elif dlen < 0 or pos + dlen > n:
+            return None
+        else:
+            data = body[pos : pos + dlen]
+            pos += dlen
+        # One ACL, world:anyone, then the flags.
+        if pos + 31 != n or body[pos : pos + 4] != b"\0\0\0\x01" or body[pos + 8 : pos + 27] != _WORLD_ANYONE:
+            return None
+        (perms,) = _INT.unpack_from(body, pos + 4)
+        (flags,) = _INT.unpack_from(body, pos + 27)
+        if flags < 0 or flags > 3 or perms & ~0x1F:
+            return None
+        if session_id and not (live or self.session_live(session_id)):
+            return None
+        i = path.rfind("/")
+        if i < 0:
+            return None
+        parent_path = path[:i] or "/"
+        parent = self._known(parent_path)
+        if parent is None or not parent.world & PERM_CREATE:
+            return None
+        if parent.owner and ephemeral_type(parent.owner, self.extended_types) == EPHEMERAL_NORMAL:
+            return None
+        pcv = parent.cversion
+        if flags & 2:
+            path = f"{path}{pcv:010d}"
+        if not _VALID_PATH.fullmatch(path) or self._known(path) is not None:
+            return None
+        zxid = self.next_zxid()
+        new_cv = pcv + 1 if pcv < 0x7FFFFFFF else wrap_int32(pcv + 1)
+        acl = _OPEN_ACLS.get(perms)
+        if acl is None:
+            acl = _OPEN_ACLS[perms] = [ACL(perms, Id("world", "anyone"))]
+        ephemeral = bool(flags & 1)
+        parent = parent.copy(zxid)
+        parent.child_count += 1
+        parent.cversion = new_cv
+        self._add(parent)
+        self._add(ChangeRecord(zxid, path, True, 0, 0, 0, session_id if ephemeral else 0, 0, acl, data, perms))
+        return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), op),
+                        CreateTxn(path, data, acl, ephemeral, new_cv))
+
+    def _fast_delete(self, body: bytes, session_id: int, cxid: int, live: bool) -> Prepared | None:
+        """delete of an existing, childless node whose parent grants world:anyone DELETE."""
+        n = len(body)
+        if n < 9:
+            return None
+        (plen,) = _INT.unpack_from(body, 0)
+        if plen <= 1 or 8 + plen != n:
+            return None
+        try:
+            path = body[4 : 4 + plen].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if path[0] != "/" or path in _SPECIAL_PATHS:
+            return None
+        (expected,) = _INT.unpack_from(body, 4 + plen)
+        if session_id and not (live or self.session_live(session_id)):
+            return None
+        node = self._known(path)  # an existing node's path is a valid one
+        if node is None or node.child_count or (expected != -1 and expected != node.version):
+            return None
+        parent = self._known(path[: path.rfind("/")] or "/")
+        if parent is None or not parent.world & PERM_DELETE:
+            return None
+        zxid = self.next_zxid()
+        parent = parent.copy(zxid)
+        parent.child_count -= 1
+        self._add(parent)
+        self._add(ChangeRecord(zxid, path, False))
+        return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _DELETE), DeleteTxn(path))
 
     def prepare_session(self, op: int, session_id: int, timeout_ms: int = 0) -> Prepared:
         """createSession / closeSession txns (the latter lists the ephemerals to delete)."""
