@@ -141,6 +141,8 @@ class Preparer:
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self.outstanding: deque[ChangeRecord] = deque()
         self.by_path: dict[str, ChangeRecord] = {}
+        # The inline paths for common requests; off only in tests that compare them with the general one.
+        self.fast_paths = True
         # While a multi is being prepared: each touched path's record before it, for rollback.
         self._journal: dict[str, ChangeRecord | None] | None = None
 
@@ -185,7 +187,7 @@ class Preparer:
         """The txn for a write request (ZooKeeper's pRequest): always a txn, maybe an ErrorTxn.
 
         ``live`` says the caller knows the session is live (saves a lookup)."""
-        if self._journal is None:
+        if self.fast_paths and self._journal is None:
             fast: Prepared | None = None
             if op == _SET_DATA:
                 fast = self._fast_set_data(body, session_id, cxid, live)
