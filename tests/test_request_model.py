@@ -163,3 +163,18 @@ def test_fast_paths_make_the_same_txns_as_the_general_path(requests, batch) -> N
     assert fast.run(requests, batch) == general.run(requests, batch)
     assert fast.entries == general.entries  # byte for byte, as logged and replicated
     assert fast.dump() == general.dump()
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests=st.lists(request, min_size=1, max_size=20))
+def test_raw_txn_bytes_of_the_fast_paths_equal_the_encoded_txn(requests) -> None:
+    from zkpy.proto.txns import encode_txn
+
+    server = Server()
+    for op, rec in requests:
+        p = server.prep.prepare(op, body_of(op, rec), 7, 1, AUTH)
+        if p.raw is not None:
+            assert p.raw == p.txn.to_bytes()
+        assert p.entry() == encode_txn(p.hdr, p.txn)
+        server.db.apply(p.hdr, p.txn)
+        server.prep.retire(p.hdr.zxid)

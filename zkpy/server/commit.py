@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class Durability(Protocol):
     """Where txns go before they may be applied and acknowledged."""
 
-    def append(self, hdr: TxnHeader, txn: Record | None) -> None:
-        """Queue a txn; it is not durable until :meth:`sync` returns."""
+    def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
+        """Queue a txn (``raw``: the txn record already encoded, when known); it is not durable
+        until :meth:`sync` returns."""
 
     async def sync(self) -> None:
         """Make every txn appended so far durable."""
@@ -34,7 +35,7 @@ class Durability(Protocol):
 class MemoryOnly:
     """No log: txns are 'durable' at once (a server started without a data directory)."""
 
-    def append(self, hdr: TxnHeader, txn: Record | None) -> None:
+    def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         pass
 
     async def sync(self) -> None:
@@ -61,10 +62,10 @@ class CommitPipeline:
     def __len__(self) -> int:
         return len(self._batch)
 
-    def submit(self, item: object, hdr: TxnHeader, txn: Record | None) -> None:
+    def submit(self, item: object, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         if self.failed is not None:
             raise RuntimeError("the transaction log failed; the server is shutting down") from self.failed
-        self.durability.append(hdr, txn)
+        self.durability.append(hdr, txn, raw)
         self._batch.append(item)
         if self._memory:
             if not self._scheduled:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from zkpy.proto.jute import Record
 from zkpy.proto.records import TxnHeader
 from zkpy.server.database import Database
+from zkpy.server.prep import TXN_HEADER
 from zkpy.storage import purge as purging
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import open_data_dirs
@@ -91,8 +92,8 @@ class TxnLogDurability:
         self.bytes_since_roll = 0
         self.metrics: Any = None  # the server's ServerMetrics, once attached
 
-    def append(self, hdr: TxnHeader, txn: Record | None) -> None:
-        self._pending.append((hdr, txn))
+    def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
+        self._pending.append((hdr, txn, raw))
 
     def request_roll(self) -> None:
         """Start a new log file before the next batch (taken with a snapshot)."""
@@ -103,13 +104,17 @@ class TxnLogDurability:
         roll, self._roll_next = self._roll_next, False
         await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, roll)
 
-    def _write(self, batch: list[tuple[TxnHeader, Record | None]], roll: bool) -> None:
+    def _write(self, batch: list[tuple[TxnHeader, Record | None, bytes | None]], roll: bool) -> None:
         writer = self.writer
         if roll:
             writer.roll()
             self.bytes_since_roll = 0
-        for hdr, txn in batch:
-            writer.append(hdr, txn)
+        pack_hdr = TXN_HEADER.pack
+        for hdr, txn, raw in batch:
+            if raw is None:
+                writer.append(hdr, txn)
+            else:
+                writer.append_raw(pack_hdr(hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, hdr.type) + raw)
         started = time.monotonic()
         writer.flush(sync=True)
         ms = (time.monotonic() - started) * 1000

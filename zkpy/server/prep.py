@@ -61,12 +61,19 @@ from zkpy.tree.node import (
 from zkpy.tree.paths import InvalidPathError, validate_path
 
 _INT = struct.Struct(">i")
+TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
+_BOOL_INT = struct.Struct(">?i")
 _SET_DATA = int(OpCode.setData)
 _CREATE, _CREATE2, _DELETE = int(OpCode.create), int(OpCode.create2), int(OpCode.delete)
 # The encoded Id world:anyone as a create request carries it (ustring scheme, ustring id).
 _WORLD_ANYONE = _INT.pack(5) + b"world" + _INT.pack(6) + b"anyone"
 # Open ACL lists by their permissions, shared by the txns that carry them (never mutated).
 _OPEN_ACLS: dict[int, list[ACL]] = {}
+
+
+def _ustring(s: str) -> bytes:
+    b = s.encode("utf-8")
+    return _INT.pack(len(b)) + b
 
 
 def _world_perms_of(acl: Sequence[ACL] | None) -> int:
@@ -112,11 +119,23 @@ class ChangeRecord:
 
 @dataclass(slots=True)
 class Prepared:
-    """A prepared txn; ``error`` is the exception to report for an ErrorTxn (or None)."""
+    """A prepared txn; ``error`` is the exception to report for an ErrorTxn (or None).
+
+    ``raw`` is ``txn`` already encoded when the fast paths could take it from the request's
+    own bytes (setData, delete and create lay out their txns like their requests)."""
 
     hdr: TxnHeader
     txn: Record | None
     error: errors.ZooKeeperError | None = None
+    raw: bytes | None = None
+
+    def entry(self) -> bytes:
+        """The log / PROPOSAL entry: TxnHeader then the txn record."""
+        h = self.hdr
+        head = TXN_HEADER.pack(h.clientId, h.cxid, h.zxid, h.time, h.type)
+        if self.raw is not None:
+            return head + self.raw
+        return head + (self.txn.to_bytes() if self.txn is not None else b"")
 
 
 def _check_version(current: int, expected: int, path: str) -> int:
@@ -269,8 +288,9 @@ class Preparer:
         new_version = version + 1 if version < 0x7FFFFFFF else wrap_int32(version + 1)
         zxid = self.next_zxid()
         self._add(ChangeRecord(zxid, path, True, new_version, cver, aver, owner, child_count, acl, data, world))
+        # SetDataTxn is laid out like SetDataRequest: only the version differs.
         return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _SET_DATA),
-                        SetDataTxn(path, data, new_version))
+                        SetDataTxn(path, data, new_version), None, body[:-4] + _INT.pack(new_version))
 
     def _known(self, path: str) -> ChangeRecord | None:
         """The state of ``path`` for the fast paths: its outstanding record, or a record made
@@ -345,8 +365,11 @@ class Preparer:
         parent.cversion = new_cv
         self._add(parent)
         self._add(ChangeRecord(zxid, path, True, 0, 0, 0, session_id if ephemeral else 0, 0, acl, data, perms))
+        # CreateTxn is CreateRequest's path, data and ACL, then (ephemeral, parentCVersion).
+        tail = body[4 + plen : -4] + _BOOL_INT.pack(ephemeral, new_cv)
+        raw = body[: 4 + plen] + tail if not flags & 2 else _ustring(path) + tail
         return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), op),
-                        CreateTxn(path, data, acl, ephemeral, new_cv))
+                        CreateTxn(path, data, acl, ephemeral, new_cv), None, raw)
 
     def _fast_delete(self, body: bytes, session_id: int, cxid: int, live: bool) -> Prepared | None:
         """delete of an existing, childless node whose parent grants world:anyone DELETE."""
@@ -376,7 +399,8 @@ class Preparer:
         parent.child_count -= 1
         self._add(parent)
         self._add(ChangeRecord(zxid, path, False))
-        return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _DELETE), DeleteTxn(path))
+        return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), _DELETE), DeleteTxn(path), None,
+                        body[:-4])
 
     def prepare_session(self, op: int, session_id: int, timeout_ms: int = 0) -> Prepared:
         """createSession / closeSession txns (the latter lists the ephemerals to delete)."""

@@ -32,7 +32,7 @@ from zkpy.proto import errors
 from zkpy.proto.constants import OpCode
 from zkpy.proto.jute import DecodeError
 from zkpy.proto.records import Id, SyncRequest
-from zkpy.proto.txns import decode_txn, encode_txn
+from zkpy.proto.txns import decode_txn
 from zkpy.quorum import wire
 from zkpy.quorum.driver import QuorumDriver
 from zkpy.quorum.effects import Role
@@ -238,7 +238,7 @@ class QuorumPeerServer(ZooKeeperServer):
         self._in_flight += 1
         try:
             if self.is_leader:
-                zxid = driver.propose(encode_txn(hdr, item.prepared.txn))
+                zxid = driver.propose(item.prepared.entry())
                 if zxid != hdr.zxid:  # cannot happen: prepare asked the leader for this very zxid
                     raise RuntimeError(f"prepared zxid 0x{hdr.zxid:x} but proposed as 0x{zxid:x}")
                 self._proposed[zxid] = item

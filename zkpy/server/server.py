@@ -382,7 +382,8 @@ class ZooKeeperServer:
 
     def _submit(self, item: Pending) -> None:
         self._in_flight += 1
-        self.pipeline.submit(item, item.prepared.hdr, item.prepared.txn)
+        prepared = item.prepared
+        self.pipeline.submit(item, prepared.hdr, prepared.txn, prepared.raw)
 
     # ------------------------------------------------------------------ commit
 
