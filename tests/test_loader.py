@@ -224,6 +224,22 @@ def test_bulk_load_of_a_big_tree_with_every_kind_of_node(tmp_path: Path) -> None
     assert state(fast)["nodes"] == state(db.tree)["nodes"]
 
 
+def test_bulk_load_of_a_compressed_snapshot_read_in_chunks(tmp_path: Path) -> None:
+    log = Log()
+    db = Database()
+    for i in range(12):
+        db.apply(log.hdr(OpCode.create), CreateTxn(f"/d{i}", None, OPEN, False, -1))
+        for j in range(250):  # ~3 MB in all: several of the reader's 1 MB chunks
+            db.apply(log.hdr(OpCode.create), CreateTxn(f"/d{i}/n{j}", bytes([j]) * (900 + i), DIGEST, False, -1))
+    tree = db.tree
+    nodes = [(path, node.data, node.acl, node.stat_persisted()) for path, node in tree.iter_nodes()]
+    acls = {aid: tree.acls.lookup(aid) for aid in sorted({n[2] for n in nodes} - {-1})}
+    snap = write_snapshot(tmp_path, log.zxid, {}, acls, nodes, compression="gz", fsync=False)
+    fast = fast_load(snap, False)
+    assert state(fast) == state(slow_load(snap, False))
+    assert state(fast)["nodes"] == state(tree)["nodes"]
+
+
 def test_a_node_before_its_parent_is_a_corrupt_snapshot(tmp_path: Path) -> None:
     tree = DataTree()
     nodes = [(p, n.data, n.acl, n.stat_persisted()) for p, n in tree.iter_nodes()]

@@ -79,6 +79,8 @@ _SESSION = struct.Struct(">qi")
 _NODE_FIXED = struct.Struct(">qqqqqiiiqq")
 _STAT = struct.Struct(">qqqqiiiqq")  # StatPersisted alone
 _NODE_TAIL = _NODE_FIXED.size  # acl long + StatPersisted: 68 bytes after the data
+_TAIL = struct.Struct(">q60s")  # acl id, the stat as its 60 bytes
+_TAIL_NEXT = struct.Struct(">q60si")  # ... and the length of the next node's path
 _DIGEST_HEAD = struct.Struct(">qi")
 _SEAL_TAIL = _INT.pack(1) + b"/"  # ustring "/"
 _NULL = b"\xff\xff\xff\xff"
@@ -522,59 +524,72 @@ class SnapshotReader:
             inp._mm.madvise(mmap.MADV_SEQUENTIAL)  # read ahead: the file is read once, front to back
         limit = self.max_buffer_bytes
         unpack_int = _INT.unpack_from
-        unpack_long = _LONG.unpack_from
+        unpack_tail = _TAIL.unpack_from
+        unpack_tail_next = _TAIL_NEXT.unpack_from
         path_of = self.path
         buf = inp.buf
         pos = inp.pos
         n = len(buf)
         count = 0
+        plen = -1  # >= 0: the next path's length, read with the node before it
         while True:  # bounded: every pass consumes a node or refills (which ends at EOF)
-            if pos + 4 > n:
-                inp.pos = pos
-                inp.refill(4)
-                buf, pos, n = inp.buf, inp.pos, len(inp.buf)
-            (plen,) = unpack_int(buf, pos)
-            if plen < 0 or plen > limit:
+            if plen < 0:
+                if pos + 4 > n:
+                    inp.pos = pos
+                    inp.refill(4)
+                    buf, pos, n = inp.buf, inp.pos, len(inp.buf)
+                (plen,) = unpack_int(buf, pos)
+                if plen < 0:
+                    raise CorruptSnapshotError(path_of, f"Unreasonable path length = {plen} at node {count}")
+            if plen > limit:
                 raise CorruptSnapshotError(path_of, f"Unreasonable path length = {plen} at node {count}")
-            p_end = pos + 4 + plen
+            p_at = pos + 4
+            p_end = p_at + plen
             if p_end + 4 > n:
                 inp.pos = pos
                 inp.refill(4 + plen + 4)
                 buf, pos, n = inp.buf, inp.pos, len(inp.buf)
+                plen = -1
                 continue
-            pb = buf[pos + 4:p_end]
-            if pb == b"/":
+            if plen == 1 and buf[p_at] == 0x2F:  # "/": the end of the nodes
                 inp.pos = p_end
                 break
             (dlen,) = unpack_int(buf, p_end)
+            d_at = p_end + 4
             if dlen == -1:
-                d_end = p_end + 4
+                d_end = d_at
             elif dlen < 0 or dlen > limit:
-                path = pb.decode("utf-8", "replace")
+                path = str(buf[p_at:p_end], "utf-8", "replace")
                 raise CorruptSnapshotError(path_of, f"Unreasonable data length = {dlen} for {path!r}")
             else:
-                d_end = p_end + 4 + dlen
-            if d_end + _NODE_TAIL > n:
+                d_end = d_at + dlen
+            # acl, the 60-byte stat, and the next path's length when the buffer holds it (it
+            # always does in a whole file: the end marker follows the last node).
+            if d_end + _NODE_TAIL + 4 <= n:
+                acl_id, stat, plen = unpack_tail_next(buf, d_end)
+            elif d_end + _NODE_TAIL <= n:
+                acl_id, stat = unpack_tail(buf, d_end)
+                plen = -1
+            else:
                 inp.pos = pos
                 inp.refill(d_end + _NODE_TAIL - pos)
                 buf, pos, n = inp.buf, inp.pos, len(inp.buf)
+                plen = -1
                 continue
-            (acl_id,) = unpack_long(buf, d_end)
-            pos = d_end + _NODE_TAIL
-            if plen == 0 or pb[0] != 0x2F:
+            if plen == 0 or buf[p_at] != 0x2F:
                 # Only the root, first, has a path without "/" (the empty string; "/" to callers).
                 # A path with a "/" elsewhere has no parent: the loader's parent check says so.
-                if plen == 0 and count == 0:
+                path = str(buf[p_at:p_end], "utf-8", "replace")
+                if count == 0 and p_end == p_at:
                     path = "/"
-                else:
-                    path = pb.decode("utf-8", "replace")
-                    if 0x2F not in pb:
-                        raise CorruptSnapshotError(path_of, f"unexpected root path {path!r}")
+                elif "/" not in path:
+                    raise CorruptSnapshotError(path_of, f"unexpected root path {path!r}")
             else:
-                path = pb.decode("utf-8", "replace")
+                path = buf[p_at:p_end].decode("utf-8", "replace")
+            pos = d_end + _NODE_TAIL
             count += 1
             # Slices of bytes (a mmap or a decompressed chunk) are bytes already.
-            yield (path, None if dlen == -1 else buf[p_end + 4:d_end], acl_id, buf[d_end + 8:pos])
+            yield (path, None if dlen == -1 else buf[d_at:d_end], acl_id, stat)
         self.node_count = count
         if count == 0:
             raise CorruptSnapshotError(path_of, "no root node")

@@ -80,6 +80,12 @@ class AclCache:
             return
         self._refs[aid] = self._refs.get(aid, 0) + 1
 
+    def add_usages(self, aid: int, count: int) -> None:
+        """``count`` references at once (the bulk loader counts them per id while it loads)."""
+        if count <= 0 or aid == OPEN_ACL_UNSAFE_ID or aid not in self._by_id:
+            return
+        self._refs[aid] = self._refs.get(aid, 0) + count
+
     def remove_usage(self, aid: int) -> None:
         if aid == OPEN_ACL_UNSAFE_ID or aid not in self._by_id:
             return

@@ -88,10 +88,8 @@ def load_nodes(tree: DataTree, acls: dict[int, list[Any]], nodes: Iterable[Packe
     read, added, size = _load_below_root(tree, it, refs, owners)
     tree.node_count += added
     tree.approximate_data_size += size
-    add_usage = tree.acls.add_usage
     for ref_aid, n in refs.items():
-        for _ in range(n):  # bounded by the node count
-            add_usage(ref_aid)
+        tree.acls.add_usages(ref_aid, n)
     tree.acls.purge_unused()
     tree.adopt_loaded([(p, PERSISTED.unpack(st)[7]) for p, st in owners], _quota_limits(tree))
     return 1 + read
@@ -101,33 +99,34 @@ def _load_below_root(tree: DataTree, it: Iterator[PackedNode], refs: dict[int, i
                      owners: list[tuple[str, bytes]]) -> tuple[int, int, int]:
     """Every node after the root; (nodes read, nodes added, path + data bytes added)."""
     root = tree.root
-    # The directory of the previous node ("" is the root: "/a" has the prefix "") and the
-    # directories above it, innermost last.
-    cur, cur_node = "", root
-    stack: list[tuple[str, Node]] = []
-    last, last_node = "", root
+    # The directory of the previous node ("" is the root: "/a" has the prefix "") with its
+    # length, and the directories above it, innermost last.
+    cur, cur_len, cur_node = "", 0, root
+    stack: list[tuple[str, int, Node]] = []
+    last, last_len, last_node = "", 0, root
     run_aid, run_n = 0, 0  # ACL references, counted per run of equal ids
     read = added = size = 0
     new_node = Node
+    no_owner, owner_at = _NO_OWNER, _OWNER_AT
     for path, data, aid, stat in it:
         read += 1
         s = path.rfind("/")
-        if s == len(cur) and path.startswith(cur):
+        if s == cur_len and path.startswith(cur):
             parent = cur_node
-        elif s == len(last) and path.startswith(last):
+        elif s == last_len and path.startswith(last):
             # The first child of the node before: go down.
-            stack.append((cur, cur_node))
-            cur, cur_node = last, last_node
+            stack.append((cur, cur_len, cur_node))
+            cur, cur_len, cur_node = last, last_len, last_node
             parent = cur_node
         else:
             # Back up to an ancestor; a parent that is not one (nodes out of pre-order) is
             # looked up from the root.
             while stack:  # bounded by the depth
-                cur, cur_node = stack.pop()
-                if s == len(cur) and path.startswith(cur):
+                cur, cur_len, cur_node = stack.pop()
+                if s == cur_len and path.startswith(cur):
                     break
             else:
-                cur = path[:s]
+                cur, cur_len = path[:s], s
                 found = tree.get_node(cur or "/") if s >= 0 else None
                 if found is None or s < 0 or path == "/":
                     raise SnapshotLoadError(f"Invalid Datatree, unable to find parent {cur} of path {path}")
@@ -142,16 +141,16 @@ def _load_below_root(tree: DataTree, it: Iterator[PackedNode], refs: dict[int, i
         if ch is None:
             ch = parent.children = {}
         node = new_node(data, aid, stat)
-        name = path[s + 1:]
-        there = ch.setdefault(name, node)
+        there = ch.setdefault(path[s + 1:], node)
+        last_len = len(path)
         if there is not node:
             # The system nodes exist from the start; they take the snapshot's state (load_node).
             there.data, there.acl, there.stat = data, aid, stat
             last, last_node = path, there
             continue
         added += 1
-        size += len(path) if data is None else len(path) + len(data)
-        if not stat.startswith(_NO_OWNER, _OWNER_AT):
+        size += last_len if data is None else last_len + len(data)
+        if not stat.startswith(no_owner, owner_at):
             owners.append((path, stat))
         last, last_node = path, node
     if run_n:
