@@ -83,14 +83,26 @@ class CommitPipeline:
         self.on_batch_done()
 
     async def _run(self) -> None:
+        # The next batch's write + fsync starts as soon as the previous one is durable, before
+        # that one is applied and answered: the disk is never idle while the loop applies.
+        loop = asyncio.get_running_loop()
+        batch, self._batch = self._batch, []
+        syncing = loop.create_task(self.durability.sync())
         try:
-            while self._batch:
-                batch, self._batch = self._batch, []
-                await self.durability.sync()
+            while batch:
+                await syncing
+                nxt, self._batch = self._batch, []
+                if nxt:
+                    syncing = loop.create_task(self.durability.sync())
                 self.clock = time.time()
                 for item in batch:
                     self.on_commit(item)
                 self.on_batch_done()
+                batch = nxt
+                if not batch and self._batch:
+                    # Prepared while this batch was applied: take them now rather than return.
+                    batch, self._batch = self._batch, []
+                    syncing = loop.create_task(self.durability.sync())
         except Exception as e:  # a failed fsync must not be acknowledged, ever
             self.failed = e
             self._batch.clear()
