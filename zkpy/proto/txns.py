@@ -148,7 +148,14 @@ def decode_txn(buf: bytes | memoryview) -> LogEntry:
                 txn, pos = got
                 hdr = _new(TxnHeader)
                 hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, hdr.type = client_id, cxid, zxid, time, op
-                return _entry(hdr, txn, buf, pos)
+                entry = _new(LogEntry)
+                entry.hdr, entry.txn = hdr, txn
+                if len(buf) - pos >= _DIGEST_SIZE:  # as _entry
+                    digest = entry.digest = _new(TxnDigest)
+                    digest.version, digest.treeDigest = _digest_from(buf, pos)
+                else:
+                    entry.digest = None
+                return entry
     try:
         hdr, pos = TxnHeader.decode_from(buf, 0)
     except DecodeError as e:

@@ -206,19 +206,22 @@ class Replayer:
             return n
         unpack, pack = PERSISTED.unpack, PERSISTED.pack
         acls = tree.acls
+        quotas = tree.quota_paths
+        # Parents of recent creates by path ("" for the root, as get_node takes it).
         parents: dict[str, Node] = {}
+        # The previous create's ACL list, its id, and references to it not yet added.
         last_acl: Any = None
-        last_aid = 0
+        last_aid = pending_refs = 0
         fast = slow = 0
         count, size, top_zxid = 0, 0, tree.last_processed_zxid
         for e in entries:
             hdr = e.hdr
             op = hdr.type
             txn = e.txn
-            if (op == _CREATE or op == _CREATE2) and type(txn) is CreateTxn and not tree.quota_paths:
+            if (op == _CREATE or op == _CREATE2) and type(txn) is CreateTxn and not quotas:
                 path = txn.path
                 s = path.rfind("/")
-                ppath = path[:s] or "/"
+                ppath = path[:s]
                 parent = parents.get(ppath)
                 if parent is None and s >= 0 and not path.startswith("/zookeeper"):
                     parent = tree.get_node(ppath)
@@ -226,49 +229,54 @@ class Replayer:
                         if len(parents) >= _PARENTS_REMEMBERED_MAX:
                             parents.clear()
                         parents[ppath] = parent
-                name = path[s + 1:]
-                if parent is not None and not (parent.children and name in parent.children):
-                    # DataTree.create_node, for a parent that exists and a new name.
-                    zxid = hdr.zxid
-                    pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, _ = unpack(parent.stat)
-                    pcv = txn.parentCVersion
-                    if pcv == -1:
-                        pcv = pcver + 1
-                    if pcv > pcver:
-                        parent.stat = pack(pczxid, pmzxid, pctime, pmtime, pver, pcv, paver, powner, zxid)
-                    acl = txn.acl
-                    if acl is None or last_acl is None or acl != last_acl:
-                        aid = acls.intern(acl)
-                        last_acl, last_aid = acl, aid
-                    else:
-                        aid = last_aid
-                        acls.add_usage(aid)
-                    owner = hdr.clientId if txn.ephemeral else 0
-                    data = txn.data
-                    t = hdr.time
-                    node = Node(data, aid, pack(zxid, zxid, t, t, 0, 0, 0, owner, zxid))
-                    if parent.children is None:
-                        parent.children = {}
-                    parent.children[name] = node
-                    count += 1
-                    size += len(path) if data is None else len(path) + len(data)
-                    if owner:
-                        tree.adopt_loaded(((path, owner),))
-                    if zxid > top_zxid:
-                        top_zxid = zxid
-                    fast += 1
-                    continue
-            elif op == _SET_DATA and type(txn) is SetDataTxn and not tree.quota_paths:
+                if parent is not None:
+                    name = path[s + 1:]
+                    ch = parent.children
+                    if ch is None:
+                        ch = parent.children = {}  # as create_node, before it adds the child
+                    if name not in ch:
+                        # DataTree.create_node, for a parent that exists and a new name.
+                        zxid = hdr.zxid
+                        pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, _ = unpack(parent.stat)
+                        pcv = txn.parentCVersion
+                        if pcv == -1:
+                            pcv = pcver + 1
+                        if pcv > pcver:
+                            parent.stat = pack(pczxid, pmzxid, pctime, pmtime, pver, pcv, paver, powner, zxid)
+                        acl = txn.acl
+                        if acl is not None and last_acl is not None and acl == last_acl:
+                            aid = last_aid
+                            pending_refs += 1
+                        else:
+                            if pending_refs:
+                                acls.add_usages(last_aid, pending_refs)
+                                pending_refs = 0
+                            aid = acls.intern(acl)
+                            last_acl, last_aid = acl, aid
+                        owner = hdr.clientId if txn.ephemeral else 0
+                        data = txn.data
+                        t = hdr.time
+                        ch[name] = Node(data, aid, pack(zxid, zxid, t, t, 0, 0, 0, owner, zxid))
+                        count += 1
+                        size += len(path) if data is None else len(path) + len(data)
+                        if owner:
+                            tree.adopt_loaded(((path, owner),))
+                        if zxid > top_zxid:
+                            top_zxid = zxid
+                        fast += 1
+                        continue
+            elif op == _SET_DATA and type(txn) is SetDataTxn and not quotas:
                 path = txn.path
                 s = path.rfind("/")
-                parent = parents.get(path[:s] or "/")
                 node = None
-                if parent is not None:
-                    ch = parent.children
-                    node = ch.get(path[s + 1:]) if ch else None
-                elif s >= 0:
-                    node = tree.get_node(path)
-                if node is not None and path != "/":
+                if s >= 0 and path != "/":
+                    parent = parents.get(path[:s])
+                    if parent is not None:
+                        ch = parent.children
+                        node = ch.get(path[s + 1:]) if ch else None
+                    else:
+                        node = tree.get_node(path)
+                if node is not None:
                     # DataTree.set_data, for a node that exists (the Stat it returns is not needed).
                     zxid = hdr.zxid
                     old = node.data
@@ -280,14 +288,18 @@ class Replayer:
                         top_zxid = zxid
                     fast += 1
                     continue
-            # Everything else: the tree's own apply, with the counters it reads up to date.
+            # Everything else: the tree's own apply, with what it reads up to date.
             tree.node_count += count
             tree.approximate_data_size += size
             if top_zxid > tree.last_processed_zxid:
                 tree.last_processed_zxid = top_zxid
             count = size = 0
+            if pending_refs:
+                acls.add_usages(last_aid, pending_refs)
+                pending_refs = 0
             apply(hdr, txn)
             top_zxid = tree.last_processed_zxid
+            quotas = tree.quota_paths
             slow += 1
             if op not in _HARMLESS:
                 parents.clear()
@@ -296,6 +308,8 @@ class Replayer:
         tree.approximate_data_size += size
         if top_zxid > tree.last_processed_zxid:
             tree.last_processed_zxid = top_zxid
+        if pending_refs:
+            acls.add_usages(last_aid, pending_refs)
         self.fast += fast
         self.slow += slow
         return fast + slow
