@@ -89,11 +89,72 @@ def test_bench_vs_apache_alternates_rounds_and_gives_ratios() -> None:
     assert all(t["met"] in (True, False) for t in rep["targets"])
 
 
-def test_ensemble_mode_refuses_clearly_until_zkpy_has_quorum() -> None:
-    out = subprocess.run([sys.executable, "-m", "zkpy", "bench", "--vs", "--ensemble"], cwd=ROOT,
+def _bench_with_notes(tmp_path: Path, *args: str, timeout_s: float = 300.0) -> tuple[dict, str]:
+    """The JSON report, and the notes on stderr (which name the processes started)."""
+    report = tmp_path / "report.json"
+    out = subprocess.run([sys.executable, "-m", "zkpy", "bench", *args, "--output", str(report)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout_s)
+    assert out.returncode == 0, out.stderr
+    return json.loads(report.read_text()), out.stderr
+
+
+def _assert_gone(pids: list[int]) -> None:
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+ENSEMBLE_TINY = ["--ensemble", "--duration", "0.5", "--warmup", "0.2", "--workers", "1", "--sessions", "6",
+                 "--depth", "4", "--znodes", "20", "--rounds", "1"]
+
+
+def test_ensemble_bench_spreads_sessions_over_three_members_and_stops_them(tmp_path: Path) -> None:
+    rep, notes = _bench_with_notes(tmp_path, *ENSEMBLE_TINY)
+    assert rep["setup"]["mode"] == "ensembles of 3"
+    assert set(rep["workloads"]) == {"read", "write"}  # the default with --ensemble
+    for d in rep["workloads"].values():
+        assert_sane(d["zkpy"])
+        assert d["zkpy"]["rounds"][0]["server_cpu_pct"] is not None
+    hosts = rep["setup"]["servers"].removeprefix("zkpy ").split(",")
+    addresses = {h.rsplit(":", 1)[0] for h in hosts}
+    assert len(hosts) == 3 and len(addresses) == 3 and all(a.startswith("127.0.0.") for a in addresses)
+    m = re.search(r"started zkpy ensemble in [0-9.]+ s: (.*)", notes)
+    assert m, notes
+    roles = re.findall(r"(127\.0\.0\.\d+) pid (\d+) (\w+)", m.group(1))
+    assert sorted(r[2] for r in roles) == ["follower", "follower", "leader"]
+    _assert_gone([int(r[1]) for r in roles])
+
+
+@pytest.mark.apache
+@pytest.mark.skipif(not apache_available(), reason="Apache ZooKeeper 3.8 is not installed")
+def test_ensemble_bench_vs_apache_gives_read_and_write_ratios(tmp_path: Path) -> None:
+    rep, notes = _bench_with_notes(tmp_path, *ENSEMBLE_TINY, "--vs")
+    for wl in ("read", "write"):
+        d = rep["workloads"][wl]
+        assert_sane(d["zkpy"])
+        assert_sane(d["apache"])
+        assert d["ratio"]["throughput"] > 0
+    assert "targets" not in rep  # the issue's targets are for standalone servers
+    pids = [int(p) for p in re.findall(r"127\.0\.0\.\d+ pid (\d+)", notes)]
+    assert len(pids) == 6
+    _assert_gone(pids)
+
+
+def test_ensemble_refuses_the_memory_run() -> None:
+    out = subprocess.run([sys.executable, "-m", "zkpy", "bench", "--ensemble", "-w", "memory"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "quorum" in out.stderr
+    assert "standalone" in out.stderr
+
+
+def test_sessions_take_the_members_in_turn() -> None:
+    from zkpy.bench.worker import session_hosts
+
+    hosts = "127.0.0.71:1,127.0.0.72:2,127.0.0.73:3"
+    assert [session_hosts(hosts, i) for i in range(4)] == ["127.0.0.71:1", "127.0.0.72:2", "127.0.0.73:3",
+                                                           "127.0.0.71:1"]
+    assert session_hosts("127.0.0.1:5", 7) == "127.0.0.1:5"
+    assert session_hosts("a:1,b:2/app", 1) == "b:2/app"
 
 
 def test_interrupted_bench_stops_the_server_it_started() -> None:

@@ -8,6 +8,7 @@ server nor the load generator, so a disturbed round is visible in the report.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 class CpuSample:
     at_s: float  # seconds the machine was busy or idle, summed over CPUs, as a clock
     busy_s: float  # all CPUs, all processes
-    server_s: float  # the server process (every thread); 0 when unknown
+    server_s: float  # the server processes (every thread of each); 0 when unknown
 
     def server_pct(self, later: CpuSample) -> float:
         """The server's CPU between two samples, in % of one core."""
@@ -53,9 +54,11 @@ def _process_s(pid: int | None) -> float:
     return (int(rest[11]) + int(rest[12])) / _TICKS_PER_S  # utime, stime
 
 
-def sample(server_pid: int | None) -> CpuSample:
+def sample(server_pids: int | Sequence[int] | None) -> CpuSample:
+    """The machine's CPU and the server's: one PID, or every member of an ensemble."""
     at, busy = _machine()
-    return CpuSample(at_s=at, busy_s=busy, server_s=_process_s(server_pid))
+    pids = [server_pids] if isinstance(server_pids, int) else list(server_pids or ())
+    return CpuSample(at_s=at, busy_s=busy, server_s=sum(_process_s(pid) for pid in pids))
 
 
 def load_average() -> float:

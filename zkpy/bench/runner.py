@@ -6,7 +6,7 @@ import contextlib
 import multiprocessing as mp
 import queue as queue_mod
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,10 +102,11 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
 
 
 def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
-                 progress: ProgressFn | None = None, total_ops: int = 0, server_pid: int | None = None
-                 ) -> RunResult:
+                 progress: ProgressFn | None = None, total_ops: int = 0,
+                 server_pid: int | Sequence[int] | None = None) -> RunResult:
     """Run ``workload`` with ``load.workers`` processes; ``total_ops`` > 0 makes a counted run
-    (the memory run's populate: each worker creates its share, then stops)."""
+    (the memory run's populate: each worker creates its share, then stops).  ``server_pid``: the
+    server's PID, or its members' for an ensemble (their CPU is added up)."""
     # forkserver: workers fork from a clean single-threaded process with the client preloaded
     # (no threads or locks inherited from us, and no per-worker interpreter start-up).
     ctx = mp.get_context("forkserver")
@@ -115,15 +116,16 @@ def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
     start_at = ctx.Value("d", 0.0)
     specs = []
     share, extra = divmod(total_ops, load.workers)
-    offset = 0
+    offset = first_session = 0
     for w in range(load.workers):
         n_ops = share + (1 if w < extra else 0) if total_ops else load.max_ops
         specs.append(WorkerSpec(
             index=w, hosts=hosts, workload=workload, params=load.params, sessions=load.sessions_of(w),
             depth=load.depth, warmup_s=0.0 if total_ops else load.warmup_s, duration_s=load.duration_s,
             max_ops=n_ops, rate=load.rate / load.workers, cpus=load.client_cpus, seed=w * 7919 + 1,
-            populate_offset=offset))
+            populate_offset=offset, first_session=first_session))
         offset += n_ops if total_ops else 0
+        first_session += load.sessions_of(w)
     procs = [ctx.Process(target=worker_main, args=(s, q, go, start_at), name=f"zkpy-bench-{s.index}",
                          daemon=True) for s in specs]
     finished = False
@@ -148,7 +150,7 @@ def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
 
 
 def _collect(q: Any, go: Any, start_at: Any, procs: list[Any], load: LoadConfig,
-             progress: ProgressFn | None, total_ops: int, server_pid: int | None
+             progress: ProgressFn | None, total_ops: int, server_pid: int | Sequence[int] | None
              ) -> tuple[list[WorkerResult], tuple[CpuSample, CpuSample] | None]:
     """Wait for the workers; also sample CPU over (about) the measured window."""
     n = len(procs)

@@ -4,6 +4,10 @@ The same approach as the test harness (tests/support/servers.py): a zoo.cfg per 
 free loopback port, bounded waits, and every process stopped by the PID we started.  Every
 started server is also kept in a module registry so :func:`stop_all` (run from ``finally``,
 ``atexit`` and the SIGTERM handler) leaves nothing running after Ctrl-C or an error.
+
+An :class:`Ensemble` is three such servers with ``server.N`` lines and a ``myid`` each, every
+member on an address of its own in 127.0.0.0/8 (client, peer and election ports on it), as
+tests/support/ensemble.py starts them.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "ENSEMBLE_FIRST_IP",
     "KINDS",
+    "Ensemble",
     "ServerProcess",
     "apache_available",
     "apache_heap_used_bytes",
     "four_letter",
     "free_port",
     "java_version",
+    "make_ensemble",
     "make_server",
     "pinned",
     "rss_bytes",
@@ -45,6 +52,9 @@ APACHE_JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-si
 # every workload so the JVM is configured identically throughout a run.
 APACHE_HEAP_DEFAULT = "2g"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+# Ensemble members: 127.0.0.<first + myid - 1>, one range per kind so no two members share one.
+ENSEMBLE_FIRST_IP = {"zkpy": 71, "apache": 81}
+ENSEMBLE_SIZE = 3
 
 _started: dict[int, ServerProcess] = {}
 
@@ -155,6 +165,8 @@ class ServerProcess:
     cpus: set[int] | None = None
     apache_heap: str = APACHE_HEAP_DEFAULT
     proc: subprocess.Popen[bytes] | None = None
+    myid: int | None = None  # an ensemble member: its server.N
+    peers: dict[int, str] = field(default_factory=dict)  # N -> "host:peerPort:electionPort"
 
     @property
     def hosts(self) -> str:
@@ -176,6 +188,10 @@ class ServerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.proc.pid] if self.proc is not None else []
+
     def write_cfg(self) -> None:
         cfg = {
             "tickTime": "2000",
@@ -188,8 +204,13 @@ class ServerProcess:
             # Apache's default; both servers get the same per-IP limit, high enough for a storm.
             "maxClientCnxns": "0",
         }
+        if self.peers:
+            cfg.update({"initLimit": "10", "syncLimit": "5"})
+            cfg.update({f"server.{sid}": addr for sid, addr in sorted(self.peers.items())})
         cfg.update(self.extra_cfg)
         self.cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+        if self.myid is not None:
+            (self.data_dir / "myid").write_text(f"{self.myid}\n")
 
     def command(self) -> list[str]:
         if self.kind == "zkpy":
@@ -201,12 +222,18 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 120.0) -> float:
         """Start and wait until it answers; the seconds from spawn to serving."""
+        t0 = time.monotonic()
+        self.spawn()
+        self.wait_serving(timeout_s)
+        return time.monotonic() - t0
+
+    def spawn(self) -> None:
+        """Start the process (registered for :func:`stop_all` at once); do not wait for it."""
         if self.proc is not None:
             raise RuntimeError(f"{self.kind} server already running (pid {self.proc.pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.write_cfg()
         log = open(self.log_path, "ab")
-        t0 = time.monotonic()
         try:
             with pinned(self.cpus):
                 self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
@@ -214,8 +241,17 @@ class ServerProcess:
         finally:
             log.close()
         _started[self.proc.pid] = self
-        self.wait_serving(timeout_s)
-        return time.monotonic() - t0
+
+    def mode(self) -> str | None:
+        """``srvr``'s Mode (standalone, leader, follower...); None while not serving."""
+        try:
+            text = four_letter(self.host, self.port, "srvr", timeout_s=2.0)
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return None
 
     def wait_serving(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -264,6 +300,69 @@ def make_server(kind: str, base: Path, *, host: str = "127.0.0.1", extra_cfg: di
     base.mkdir(parents=True, exist_ok=True)
     return ServerProcess(kind=kind, host=host, port=free_port(host), base=base,
                          extra_cfg=dict(extra_cfg or {}), cpus=cpus, apache_heap=apache_heap)
+
+
+@dataclass
+class Ensemble:
+    """Members of one ensemble, all of one kind; ``hosts`` is the connect string of every member."""
+
+    kind: str
+    members: list[ServerProcess]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(m.hosts for m in self.members)
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for m in self.members for pid in m.pids]
+
+    @property
+    def pid(self) -> int | None:
+        """The leader's PID (the member a profile samples); None between leaders."""
+        for m in self.members:
+            if m.proc is not None and m.mode() == "leader":
+                return m.pid
+        return None
+
+    def start(self, timeout_s: float = 120.0) -> float:
+        """Start every member, then wait until each serves (which takes an elected leader)."""
+        t0 = time.monotonic()
+        for m in self.members:
+            m.spawn()
+        deadline = t0 + timeout_s
+        for m in self.members:
+            m.wait_serving(max(1.0, deadline - time.monotonic()))
+        return time.monotonic() - t0
+
+    def roles(self) -> dict[str, str | None]:
+        return {m.host: m.mode() for m in self.members}
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        for m in self.members:
+            m.stop(timeout_s)
+
+
+def make_ensemble(kind: str, base: Path, *, size: int = ENSEMBLE_SIZE, first_ip: int | None = None,
+                  extra_cfg: dict[str, str] | None = None, cpus: set[int] | None = None,
+                  apache_heap: str = APACHE_HEAP_DEFAULT) -> Ensemble:
+    """``size`` members of ``kind`` on 127.0.0.<first_ip>..., each with free ports on its address."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown server kind {kind!r}")
+    first = ENSEMBLE_FIRST_IP[kind] if first_ip is None else first_ip
+    if first < 1 or first + size - 1 > 254:
+        raise ValueError(f"no room for {size} members from 127.0.0.{first}")
+    hosts = {sid: f"127.0.0.{first + sid - 1}" for sid in range(1, size + 1)}
+    ports = {sid: (free_port(h), free_port(h), free_port(h)) for sid, h in hosts.items()}
+    peers = {sid: f"{hosts[sid]}:{ports[sid][1]}:{ports[sid][2]}" for sid in hosts}
+    members = []
+    for sid in hosts:
+        member_base = base / f"member{sid}"
+        member_base.mkdir(parents=True, exist_ok=True)
+        members.append(ServerProcess(kind=kind, host=hosts[sid], port=ports[sid][0], base=member_base,
+                                     extra_cfg=dict(extra_cfg or {}), cpus=cpus, apache_heap=apache_heap,
+                                     myid=sid, peers=peers))
+    return Ensemble(kind, members)
 
 
 def stop_all() -> None:

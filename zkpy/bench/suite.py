@@ -18,7 +18,7 @@ from zkpy.bench.cpu import wait_until_quiet
 from zkpy.bench.memory import MemoryResult, populate_and_measure, time_recovery
 from zkpy.bench.profile import Profiler
 from zkpy.bench.runner import LoadConfig, ProgressFn, RunResult, run_workload
-from zkpy.bench.servers import ServerProcess
+from zkpy.bench.servers import Ensemble, ServerProcess
 from zkpy.bench.workloads import THROUGHPUT_WORKLOADS, cleanup, prepare
 from zkpy.client.loop import run as run_async
 
@@ -29,7 +29,7 @@ __all__ = ["Endpoint", "SuiteConfig", "run_suite"]
 class Endpoint:
     kind: str  # "zkpy" or "apache": the label in the report
     hosts: str
-    server: ServerProcess | None = None  # None: a server we connect to but did not start
+    server: ServerProcess | Ensemble | None = None  # None: a server we connect to but did not start
 
 
 @dataclass(slots=True)
@@ -64,14 +64,15 @@ def _run_round(ep: Endpoint, wl: str, load: LoadConfig, ui: UI, label: str, cfg:
         if waited > 1.5:
             ui.note(f"{label}: waited {waited:.0f} s for a quieter machine (busy {busy:.0f}% of a core)")
     profiler = None
-    pid = ep.server.pid if ep.server else None
+    # The server to profile; an ensemble's leader.
+    pid = ep.server.pid if ep.server and cfg.profile_dir is not None and ep.kind == "zkpy" else None
     if cfg.profile_dir is not None and ep.kind == "zkpy" and pid is not None:
         slug = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
         profiler = Profiler(pid, cfg.profile_dir / f"{slug}.txt", load.warmup_s + load.duration_s + 1.0)
         profiler.start()
     progress = ui.round(label)
     try:
-        r = run_workload(ep.hosts, wl, load, ep.kind, progress, server_pid=pid)
+        r = run_workload(ep.hosts, wl, load, ep.kind, progress, server_pid=ep.server.pids if ep.server else None)
     finally:
         ui.done()
         if profiler is not None:
@@ -126,11 +127,12 @@ def _throughput_workload(eps: list[Endpoint], wl: str, cfg: SuiteConfig, ui: UI)
 
 def _memory_run(eps: list[Endpoint], cfg: SuiteConfig, ui: UI) -> dict[str, Any]:
     servers = [ep.server for ep in eps]
-    if any(s is None for s in servers):
-        raise ValueError("the memory run needs servers the bench starts itself (not --hosts/--zkpy/--apache)")
+    if any(not isinstance(s, ServerProcess) for s in servers):
+        raise ValueError("the memory run needs standalone servers the bench starts itself "
+                         "(not --hosts/--zkpy/--apache, not --ensemble)")
     results: dict[str, MemoryResult] = {}
     for ep in eps:
-        assert ep.server is not None
+        assert isinstance(ep.server, ServerProcess)
         ui.note(f"{ep.kind} memory: populating {cfg.memory_znodes:,} znodes of {cfg.memory_load.params.value_size} B")
         progress = ui.round(f"{ep.kind} populate")
         try:
@@ -143,7 +145,7 @@ def _memory_run(eps: list[Endpoint], cfg: SuiteConfig, ui: UI) -> dict[str, Any]
     for rnd in range(cfg.rounds):
         for case in ("snapshot", "log"):
             for ep in eps:
-                assert ep.server is not None
+                assert isinstance(ep.server, ServerProcess)
                 s = time_recovery(ep.server, case, results[ep.kind])
                 ui.note(f"{ep.kind} recovery from the {case} round {rnd + 1}/{cfg.rounds}: {s:.2f} s")
     out: dict[str, Any] = {k: r.to_json() for k, r in results.items()}
@@ -171,6 +173,7 @@ def run_suite(eps: list[Endpoint], cfg: SuiteConfig, ui: UI,
             run_async(cleanup(ep.hosts, cfg.load.params))
     if "memory" in cfg.workloads:
         report["memory"] = _memory_run(eps, cfg, ui)
-    if len(eps) == 2:
+    if len(eps) == 2 and not any(isinstance(ep.server, Ensemble) for ep in eps):
+        # The targets are stated for standalone servers.
         report["targets"] = [t.to_json() for t in targets(report)]
     return report

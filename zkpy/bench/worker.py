@@ -47,6 +47,7 @@ class WorkerSpec:
     cpus: frozenset[int] | None = None
     seed: int = 0
     populate_offset: int = 0
+    first_session: int = 0  # this worker's first session among all workers' (ensemble placement)
 
 
 @dataclass(slots=True)
@@ -114,13 +115,29 @@ async def _slot(op: Op, st: _State, record: Any, measure_ns: int, end_ns: int, i
             st.last_done_ns = t1
 
 
+def session_hosts(hosts: str, session: int) -> str:
+    """The connect string for session number ``session`` (over all workers): with several servers
+    (an ensemble), one of them in turn, so sessions spread evenly over the members (reads are then
+    served by each member, writes forwarded to the leader) instead of where a random pick puts them."""
+    slash = hosts.find("/")
+    servers, chroot = (hosts, "") if slash < 0 else (hosts[:slash], hosts[slash:])
+    members = [h.strip() for h in servers.split(",") if h.strip()]
+    if len(members) < 2:
+        return hosts
+    return members[session % len(members)] + chroot
+
+
 async def _connect_all(spec: WorkerSpec) -> list[ZooKeeperClient]:
     if spec.workload == "connect":
         return []
     window = spec.depth + _WINDOW_SLACK
-    clients = [ZooKeeperClient(spec.hosts, spec.params.session_timeout_ms, max_in_flight=window)
-               for _ in range(spec.sessions)]
+    clients = [ZooKeeperClient(session_hosts(spec.hosts, spec.first_session + k), spec.params.session_timeout_ms,
+                               max_in_flight=window)
+               for k in range(spec.sessions)]
     await asyncio.gather(*(c.start(CONNECT_TIMEOUT_S) for c in clients))
+    if "," in spec.hosts:
+        # A member may still be applying what the bench prepared through another: catch up first.
+        await asyncio.gather(*(c.sync(spec.params.base) for c in clients))
     return clients
 
 
