@@ -398,6 +398,10 @@ def test_compare_and_set_history_is_linearizable_across_a_leader_kill(tmp_path: 
                         break
                     start = time.monotonic() - t0
                     try:
+                        # ZooKeeper's reads are sequentially consistent, not linearizable: a
+                        # follower may lag.  sync first makes this read see every write that
+                        # completed before it began, so it belongs in the history.
+                        zk.sync("/reg")
                         data, stat = zk.get("/reg")
                     except KazooException:
                         time.sleep(0.05)
@@ -433,4 +437,7 @@ def test_compare_and_set_history_is_linearizable_across_a_leader_kill(tmp_path: 
     finally:
         ens.stop()
     assert len(history) > 20
-    assert check(history, (0, 0)), "the compare-and-set history is not linearizable"
+    if not check(history, (0, 0)):
+        dump = tmp_path / "history.txt"
+        dump.write_text("\n".join(repr(op) for op in sorted(history, key=lambda o: o.start)))
+        raise AssertionError(f"the compare-and-set history is not linearizable (history in {dump})")
