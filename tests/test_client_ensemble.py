@@ -35,7 +35,7 @@ def test_client_fails_over_and_keeps_session_ephemerals_and_watches(tmp_path: Pa
                 try:
                     await other.set_data("/watched", b"1")
                     break
-                except Exception:  # noqa: BLE001 - the other client may be moving too
+                except Exception:
                     await asyncio.sleep(0.1)
             # Connection events (Disconnected, SyncConnected) reach watchers too, as in Java.
             seen = []
