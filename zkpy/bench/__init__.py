@@ -15,7 +15,7 @@ Modules, each with one job:
 - ``aggregate``  summaries over rounds and the issue's targets
 - ``report``     Markdown tables
 
-Ensembles (``--ensemble``) are refused until zkpy has a quorum mode; an endpoint's ``hosts``
-is already a connect string, so a 3-member ensemble on 127.0.0.1-3 plugs in as one endpoint
-once ``servers`` can start one.
+Ensembles (``--ensemble``): ``servers.make_ensemble`` starts 3 members per kind, each on its own
+127.0.0.x; an endpoint's ``hosts`` is then the members' connect string, which the workers split
+so that session i talks to member i mod 3, and the server CPU of a round is the members' sum.
 """
