@@ -82,10 +82,10 @@ def test_learner_connection_carries_quorum_packets_and_a_snapshot():
         peers = addresses()
         events: list[tuple[str, int, object]] = []
         leader = QuorumLinks(2, peers, lambda c: events.append(("accepted", c, None)), lambda c: None,
-                             lambda c, qp, snap: events.append(("leader got", c, qp)),
+                             lambda c, got: events.extend(("leader got", c, qp) for qp, _ in got),
                              lambda c: events.append(("leader closed", c, None)))
         learner = QuorumLinks(1, peers, lambda c: None, lambda c: events.append(("connected", c, None)),
-                              lambda c, qp, snap: events.append(("learner got", c, (qp, snap))),
+                              lambda c, got: events.extend(("learner got", c, item) for item in got),
                               lambda c: events.append(("learner closed", c, None)))
         await leader.start()
         await learner.start()
@@ -108,5 +108,83 @@ def test_learner_connection_carries_quorum_packets_and_a_snapshot():
         finally:
             await learner.close()
             await leader.close()
+
+    asyncio.run(go())
+
+
+def test_quorum_packets_parse_from_any_split_of_the_stream():
+    from zkpy.proto.records import Id
+    from zkpy.quorum.transport import encode_quorum_packet, parse_quorum_packet
+
+    packets = [wire.packet(wire.PROPOSAL, 5, b"txn bytes"), wire.packet(wire.COMMIT, 5),
+               wire.packet(wire.REQUEST, 0, b"req", [Id("digest", "u:x"), Id("ip", "127.0.0.1")]),
+               wire.packet(wire.PING, 9, b"")]
+    stream = b"".join(encode_quorum_packet(p) for p in packets)
+    assert stream == b"".join(p.to_bytes() for p in packets)  # the fast encoder is the record's encoding
+    for cut in range(len(stream) + 1):
+        got, buf, pos = [], bytearray(stream[:cut]), 0
+        while (parsed := parse_quorum_packet(buf, pos)) is not None:
+            qp, pos = parsed
+            got.append(qp)
+        del buf[:pos]
+        buf += stream[cut:]
+        pos = 0
+        while (parsed := parse_quorum_packet(buf, pos)) is not None:
+            qp, pos = parsed
+            got.append(qp)
+        assert got == packets and pos == len(buf), cut
+
+
+def test_quorum_packet_with_an_impossible_length_is_refused():
+    import struct
+
+    import pytest
+
+    from zkpy.quorum.transport import parse_quorum_packet
+
+    with pytest.raises(wire.WireError):
+        parse_quorum_packet(struct.pack(">iqi", wire.PROPOSAL, 1, -7) + b"\0" * 8, 0)
+    with pytest.raises(wire.WireError):
+        parse_quorum_packet(struct.pack(">iqi", wire.PROPOSAL, 1, 0) + struct.pack(">i", 5000), 0)
+
+
+def test_learner_gets_a_snapshot_and_the_packets_after_it_however_the_bytes_arrive():
+    """SNAP, the database, the signature and more packets, written one byte at a time by a raw
+    leader socket; then a malformed packet closes the connection and is reported."""
+    async def go() -> None:
+        peers = addresses()
+        events: list[tuple[str, object]] = []
+        learner = QuorumLinks(1, peers, lambda c: None, lambda c: events.append(("connected", c)),
+                              lambda c, got: events.extend(("got", item) for item in got),
+                              lambda c: events.append(("closed", c)))
+        body = encode_database(Database())
+        stream = (wire.packet(wire.SNAP, 7).to_bytes() + body + signature()
+                  + wire.packet(wire.NEWLEADER, 1 << 32).to_bytes() + wire.packet(wire.UPTODATE, 0).to_bytes())
+        done = asyncio.Event()
+
+        async def fake_leader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            for i in range(len(stream)):
+                writer.write(stream[i:i + 1])
+                await writer.drain()
+                if i % 64 == 0:
+                    await asyncio.sleep(0)
+            await until(lambda: sum(k == "got" for k, _ in events) == 3, "every packet")
+            writer.write(b"\0\0\0\x05" + b"\0" * 8 + b"\xff\xff\xff\xf0")  # data length -16
+            await writer.drain()
+            await done.wait()
+            writer.close()
+
+        server = await asyncio.start_server(fake_leader, peers[2].host, peers[2].quorum_port)
+        await learner.start()
+        try:
+            learner.connect(-2, 2)
+            await until(lambda: ("closed", -2) in events, "the close after the malformed packet")
+            got = [v for k, v in events if k == "got"]
+            assert [(qp.type, snap) for qp, snap in got] == [  # type: ignore[union-attr]
+                (wire.SNAP, body), (wire.NEWLEADER, None), (wire.UPTODATE, None)]
+        finally:
+            done.set()
+            await learner.close()
+            server.close()
 
     asyncio.run(go())

@@ -25,7 +25,7 @@ from zkpy.quorum.disk import BatchResult, QuorumDisk
 from zkpy.quorum.effects import PersistItem, Ready, Role
 from zkpy.quorum.peer import DiskState, PeerConfig, PeerCore
 from zkpy.quorum.snapwire import signature
-from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
+from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks, encode_quorum_packet
 from zkpy.server.database import Database
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class QuorumDriver:
         self._state = state
         self.core: PeerCore | None = None
         self.elections = ElectionChannels(config.my_id, peers, self._on_election_message, self._on_election_connected)
-        self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packet,
+        self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packets,
                                  self._on_closed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zkpy-quorum-disk-{config.my_id}")
         self._persist_queue: list[tuple[int, list[PersistItem]]] = []
@@ -90,6 +90,7 @@ class QuorumDriver:
         self._tick_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pumping = False
+        self._pump_scheduled = False
         self._stopping = False
         self.failed: BaseException | None = None
 
@@ -135,7 +136,7 @@ class QuorumDriver:
         try:
             return core.propose(entry)
         finally:
-            self._pump()
+            self._pump_soon()
 
     def forward(self, request: bytes, authinfo: list | None = None) -> None:
         core = self.peer
@@ -143,7 +144,7 @@ class QuorumDriver:
         try:
             core.forward(request, authinfo)
         finally:
-            self._pump()
+            self._pump_soon()
 
     def sync(self, token: object, request: bytes = b"") -> None:
         core = self.peer
@@ -197,11 +198,16 @@ class QuorumDriver:
             core.quorum_connected(conn)
             self._pump()
 
-    def _on_packet(self, conn: int, qp: QuorumPacket, snapshot: bytes | None) -> None:
+    def _on_packets(self, conn: int, packets: list[tuple[QuorumPacket, bytes | None]]) -> None:
+        # Every packet of one read goes in before the Readies are handled: the ACKs of a batch
+        # commit together and their COMMITs leave in one send.
         core = self._input()
         if core is not None:
-            core.quorum_packet(conn, qp, snapshot)
-            self._pump()
+            try:
+                for qp, snapshot in packets:
+                    core.quorum_packet(conn, qp, snapshot)
+            finally:
+                self._pump()
 
     def _on_closed(self, conn: int) -> None:
         core = self._input()
@@ -210,6 +216,19 @@ class QuorumDriver:
             self._pump()
 
     # ------------------------------------------------------------------ readies
+
+    def _pump_soon(self) -> None:
+        """Handle the Readies at the end of this event-loop turn: the writes of every client
+        request read in one turn share one Ready (one log append, one PROPOSAL send per peer).
+        Nothing waits on them sooner: their sends are coalesced per turn anyway."""
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        if not self._stopping:
+            self._pump()
 
     def _pump(self) -> None:
         if self._pumping or self.core is None:
@@ -236,8 +255,13 @@ class QuorumDriver:
             self.links.connect(c.conn, c.sid)
         for sid, n in rd.election:
             self.elections.send(sid, n.to_bytes())
+        encoded: dict[int, bytes] = {}
         for out in rd.packets:
-            self.links.send(out.conn, out.packet.to_bytes())
+            # A PROPOSAL or COMMIT goes to every follower as the same object: encoded once.
+            data = encoded.get(id(out.packet))
+            if data is None:
+                data = encoded[id(out.packet)] = encode_quorum_packet(out.packet)
+            self.links.send(out.conn, data)
             if out.with_snapshot:
                 # Serialized now, after this Ready's txns were applied: the state at SNAP's zxid.
                 self.links.send(out.conn, hooks.snapshot_bytes() + signature())

@@ -264,41 +264,252 @@ class ElectionChannels:
 
 # ---------------------------------------------------------------------- learner <-> leader
 
+_NO_AUTH = b"\xff\xff\xff\xff"
+READ_PAUSE_BYTES = 16 * 1024 * 1024  # a snapshot being streamed pauses the socket beyond this
+
+
+def encode_quorum_packet(qp: QuorumPacket) -> bytes:
+    """``qp.to_bytes()``, with the packets of the broadcast path (no auth ids) packed in one call."""
+    if qp.authinfo is not None:
+        return qp.to_bytes()
+    data = qp.data
+    if data is None:
+        return _PACKET_HEAD.pack(qp.type, qp.zxid, -1) + _NO_AUTH
+    return b"".join((_PACKET_HEAD.pack(qp.type, qp.zxid, len(data)), data, _NO_AUTH))
+
+
+def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket, int] | None:
+    """The packet starting at ``buf[pos]`` and where the next one starts, or None while it is
+    incomplete; raises WireError on lengths no packet has."""
+    end = len(buf)
+    if end - pos < _PACKET_HEAD.size:
+        return None
+    ptype, zxid, n = _PACKET_HEAD.unpack_from(buf, pos)
+    pos += _PACKET_HEAD.size
+    data: bytes | None = None
+    if n != -1 and (n < 0 or n > MAX_PACKET_DATA_BYTES):
+        raise wire.WireError(f"quorum packet with data length {n}")
+    if end - pos < max(n, 0) + 4:
+        return None
+    if n != -1:
+        data = bytes(buf[pos:pos + n])
+        pos += n
+    (count,) = _INT.unpack_from(buf, pos)
+    pos += 4
+    auth: list[Id] | None = None
+    if count != -1:
+        if count < 0 or count > 1024:
+            raise wire.WireError(f"quorum packet with {count} auth ids")
+        auth = []
+        for _ in range(count):
+            parts: list[str | None] = []
+            for _ in range(2):
+                if end - pos < 4:
+                    return None
+                (k,) = _INT.unpack_from(buf, pos)
+                pos += 4
+                if k == -1:
+                    parts.append(None)
+                    continue
+                if k < 0 or k > MAX_PACKET_DATA_BYTES:
+                    raise wire.WireError(f"string of {k} bytes in a quorum packet")
+                if end - pos < k:
+                    return None
+                parts.append(bytes(buf[pos:pos + k]).decode("utf-8", "replace"))
+                pos += k
+            auth.append(Id(parts[0], parts[1]))
+    return QuorumPacket(ptype, zxid, data, auth), pos
+
+
+class _QuorumConnection(asyncio.Protocol):
+    """One quorum connection: parses every complete packet of a read at once and hands them over
+    together; writes of one event-loop turn leave as one send.
+
+    A SNAP on a learner's connection is followed by a database with no length prefix: the
+    connection then switches to streaming it to :func:`read_snapshot_stream` (``_readexactly``)
+    and back to packets after the signature.
+    """
+
+    def __init__(self, links: QuorumLinks, conn: int, learner: bool) -> None:
+        self.links = links
+        self.conn = conn
+        self.learner = learner
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.flush_scheduled = False
+        self.dead = False
+        self.paused = False
+        self.streaming = False
+        self.stream_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.links._made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.dead:
+            return
+        self.buf += data
+        if self.streaming:
+            self._wake_stream()
+            if len(self.buf) > READ_PAUSE_BYTES and not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+            return
+        self._parse()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        self._wake_stream()
+        self.links._lost(self, exc)
+
+    # -- reading
+
+    def _parse(self) -> None:
+        buf = self.buf
+        pos = 0
+        got: list[tuple[QuorumPacket, bytes | None]] = []
+        snap = False
+        try:
+            while True:
+                parsed = parse_quorum_packet(buf, pos)
+                if parsed is None:
+                    break
+                qp, pos = parsed
+                if self.learner and qp.type == wire.SNAP:
+                    snap = True
+                    break
+                got.append((qp, None))
+        except wire.WireError as e:
+            if got:
+                self.links._packets(self, got)
+            self._fail(e)
+            return
+        del buf[:pos]
+        if got:
+            self.links._packets(self, got)
+        if snap and not self.dead:
+            self.streaming = True
+            self.links._spawn(self._stream_snapshot(qp))
+
+    async def _stream_snapshot(self, qp: QuorumPacket) -> None:
+        try:
+            snapshot = await read_snapshot_stream(self._readexactly)
+        except (asyncio.IncompleteReadError, wire.WireError) as e:
+            self._fail(e)
+            return
+        self.streaming = False
+        if self.paused and self.transport is not None and not self.dead:
+            self.paused = False
+            self.transport.resume_reading()
+        if self.dead:
+            return
+        self.links._packets(self, [(qp, snapshot)])
+        if not self.dead:
+            self._parse()  # what came after the signature
+
+    async def _readexactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if self.dead:
+                raise asyncio.IncompleteReadError(bytes(self.buf), n)
+            if self.paused and self.transport is not None:
+                self.paused = False
+                self.transport.resume_reading()
+            self.stream_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.stream_waiter
+            finally:
+                self.stream_waiter = None
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def _wake_stream(self) -> None:
+        w = self.stream_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        log.debug("quorum connection %d closed: %s", self.conn, error)
+        self.dead = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- writing
+
+    def send(self, data: bytes) -> None:
+        if self.dead:
+            return
+        self.out.append(data)
+        self.out_bytes += len(data)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if not self.out:
+            return
+        out, self.out = self.out, []
+        self.out_bytes = 0
+        if self.transport is not None and not self.dead and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        self.flush()
+        self.dead = True
+        self._wake_stream()
+        if self.transport is not None:
+            self.transport.close()
+
+    def buffered_bytes(self) -> int:
+        size = self.out_bytes
+        if self.transport is not None:
+            size += self.transport.get_write_buffer_size()
+        return size
+
 
 class QuorumLinks:
     """Quorum connections: accepted ones (as leader) and the one to our leader (as learner).
 
     Connection ids: the core numbers the connections it opens (negative); accepted ones
-    are numbered here (positive).
+    are numbered here (positive).  ``on_packets(conn, [(packet, snapshot or None), ...])``
+    gets every packet one read brought, in order.
     """
 
     def __init__(self, my_id: int, peers: dict[int, PeerAddress],
                  on_accepted: Callable[[int], None], on_connected: Callable[[int], None],
-                 on_packet: Callable[[int, QuorumPacket, bytes | None], None],
+                 on_packets: Callable[[int, list[tuple[QuorumPacket, bytes | None]]], None],
                  on_closed: Callable[[int], None]) -> None:
         self.my_id = my_id
         self.me = peers[my_id]
         self.peers = peers
         self.on_accepted = on_accepted
         self.on_connected = on_connected
-        self.on_packet = on_packet
+        self.on_packets = on_packets
         self.on_closed = on_closed
-        self._writers: dict[int, asyncio.StreamWriter] = {}
+        self._conns: dict[int, _QuorumConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 1
         self._server: asyncio.base_events.Server | None = None
         self._closed = False
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.me.host, self.me.quorum_port,
-                                                  reuse_address=True)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accepted_connection, self.me.host, self.me.quorum_port,
+                                                reuse_address=True)
 
     async def close(self) -> None:
         self._closed = True
         if self._server is not None:
             self._server.close()
-        for w in self._writers.values():
-            _close_writer(w)
+        for c in list(self._conns.values()):
+            c.close()
+        self._conns.clear()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -310,15 +521,10 @@ class QuorumLinks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._closed:
-            _close_writer(writer)
-            return
+    def _accepted_connection(self) -> _QuorumConnection:
         conn = self._next_id
         self._next_id += 1
-        self._writers[conn] = writer
-        self.on_accepted(conn)
-        await self._read(conn, reader, writer, learner=False)
+        return _QuorumConnection(self, conn, learner=False)
 
     def connect(self, conn: int, sid: int) -> None:
         self._spawn(self._connect(conn, sid))
@@ -328,52 +534,53 @@ class QuorumLinks:
         if addr is None:
             self.on_closed(conn)
             return
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await _open(addr.host, addr.quorum_port, self.me.host)
+            await asyncio.wait_for(
+                loop.create_connection(lambda: _QuorumConnection(self, conn, learner=True), addr.host,
+                                       addr.quorum_port, local_addr=(self.me.host, 0)),
+                CONNECT_TIMEOUT_S)
         except (TimeoutError, OSError) as e:
             log.debug("cannot connect to leader %d at %s:%d: %s", sid, addr.host, addr.quorum_port, e)
             self.on_closed(conn)
-            return
-        if self._closed:
-            _close_writer(writer)
-            return
-        self._writers[conn] = writer
-        self.on_connected(conn)
-        await self._read(conn, reader, writer, learner=True)
 
-    async def _read(self, conn: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    learner: bool) -> None:
-        try:
-            while True:
-                qp = await read_quorum_packet(reader)
-                snapshot = None
-                if learner and qp.type == wire.SNAP:
-                    snapshot = await read_snapshot_stream(reader.readexactly)
-                if self._writers.get(conn) is not writer:
-                    break  # closed by us meanwhile
-                self.on_packet(conn, qp, snapshot)
-        except (OSError, asyncio.IncompleteReadError, wire.WireError) as e:
-            log.debug("quorum connection %d closed: %s", conn, e)
-        finally:
-            if self._writers.get(conn) is writer:
-                del self._writers[conn]
-                _close_writer(writer)
-                if not self._closed:
-                    self.on_closed(conn)
+    # -- from the connections
+
+    def _made(self, c: _QuorumConnection) -> None:
+        if self._closed:
+            c.close()
+            return
+        self._conns[c.conn] = c
+        if c.learner:
+            self.on_connected(c.conn)
+        else:
+            self.on_accepted(c.conn)
+
+    def _packets(self, c: _QuorumConnection, packets: list[tuple[QuorumPacket, bytes | None]]) -> None:
+        if self._conns.get(c.conn) is c:  # else closed by us meanwhile
+            self.on_packets(c.conn, packets)
+
+    def _lost(self, c: _QuorumConnection, exc: Exception | None) -> None:
+        if self._conns.get(c.conn) is c:
+            del self._conns[c.conn]
+            log.debug("quorum connection %d closed: %s", c.conn, exc or "end of stream")
+            if not self._closed:
+                self.on_closed(c.conn)
+
+    # -- for the driver
 
     def send(self, conn: int, data: bytes) -> None:
-        w = self._writers.get(conn)
-        if w is not None and not w.is_closing():
-            w.write(data)
+        c = self._conns.get(conn)
+        if c is not None:
+            c.send(data)
 
     def close_conn(self, conn: int) -> None:
-        """Close at the core's request (the core already knows; no on_closed)."""
-        w = self._writers.pop(conn, None)
-        if w is not None:
-            _close_writer(w)
+        """Close at the core's request (the core already knows; no on_closed).  What was sent
+        before still goes out."""
+        c = self._conns.pop(conn, None)
+        if c is not None:
+            c.close()
 
     def buffered_bytes(self, conn: int) -> int:
-        w = self._writers.get(conn)
-        if w is None or w.transport is None:
-            return 0
-        return w.transport.get_write_buffer_size()
+        c = self._conns.get(conn)
+        return 0 if c is None else c.buffered_bytes()
