@@ -20,6 +20,11 @@ from zkpy.proto.records import TxnHeader
 
 log = logging.getLogger(__name__)
 
+# A large batch is applied in chunks of this many txns, the answers of each chunk sent before
+# the next is applied: the clients (on other cores) work on them meanwhile instead of waiting
+# for the whole batch.
+APPLY_CHUNK = 128
+
 
 class Durability(Protocol):
     """Where txns go before they may be applied and acknowledged."""
@@ -50,6 +55,8 @@ class CommitPipeline:
         self.durability = durability
         self.on_commit = on_commit
         self.on_batch_done = on_batch_done
+        # Called after every APPLY_CHUNK txns of a large batch (the server flushes its answers).
+        self.on_chunk_done: Callable[[], None] = lambda: None
         self._batch: list[object] = []
         self._task: asyncio.Task[None] | None = None
         self._memory = isinstance(durability, MemoryOnly)
@@ -78,8 +85,17 @@ class CommitPipeline:
         self._scheduled = False
         batch, self._batch = self._batch, []
         self.clock = time.time()
-        for item in batch:
-            self.on_commit(item)
+        self._apply(batch)
+
+    def _apply(self, batch: list[object]) -> None:
+        if len(batch) > APPLY_CHUNK:
+            for i, item in enumerate(batch, 1):
+                self.on_commit(item)
+                if i % APPLY_CHUNK == 0:
+                    self.on_chunk_done()
+        else:
+            for item in batch:
+                self.on_commit(item)
         self.on_batch_done()
 
     async def _run(self) -> None:
@@ -95,9 +111,7 @@ class CommitPipeline:
                 if nxt:
                     syncing = loop.create_task(self.durability.sync())
                 self.clock = time.time()
-                for item in batch:
-                    self.on_commit(item)
-                self.on_batch_done()
+                self._apply(batch)
                 batch = nxt
                 if not batch and self._batch:
                     # Prepared while this batch was applied: take them now rather than return.

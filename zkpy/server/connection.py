@@ -174,6 +174,10 @@ class ClientConnection(asyncio.Protocol):
                 self.close()
                 return
             if frame is None:
+                if self.out:
+                    # Answers leave as soon as this connection's frames are handled, not when
+                    # every connection of the loop turn is: the client works on them meanwhile.
+                    self.flush()
                 return
             self.packets_received += 1
             if self.state == ESTABLISHED:

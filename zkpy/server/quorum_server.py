@@ -39,6 +39,7 @@ from zkpy.quorum.effects import Role
 from zkpy.quorum.leader import NotLeaderError, ZxidRolloverError
 from zkpy.quorum.learner import NotServingError
 from zkpy.quorum.snapwire import encode_database
+from zkpy.server.commit import APPLY_CHUNK
 from zkpy.server.connection import ClientConnection, Pending
 from zkpy.server.database import Database
 from zkpy.server.prep import Prepared
@@ -80,6 +81,7 @@ class QuorumPeerServer(ZooKeeperServer):
         # Leader: what it proposed, by zxid.  Learner: forwarded requests, by (session, cxid).
         self._proposed: dict[int, Pending] = {}
         self._forwarded: dict[tuple[int, int], Pending] = {}
+        self._applied_unflushed = 0
         # Learner: re-attaches waiting for the leader's word, by session id.
         self._revalidating: dict[int, tuple[ClientConnection, int, bool | None]] = {}
         self.on_fatal: Any = None
@@ -132,8 +134,15 @@ class QuorumPeerServer(ZooKeeperServer):
         self._on_commit(item)
         if self.after_apply is not None:
             self.after_apply(1)
-        # The answers leave with the flush mark_dirty scheduled for the end of this loop turn:
-        # one write per client for the whole batch of commits.
+        # The answers leave with the flush mark_dirty scheduled for the end of this loop turn
+        # (one write per client for the batch), or every APPLY_CHUNK commits of a large one.
+        self._applied_unflushed += 1
+        if self._applied_unflushed >= APPLY_CHUNK:
+            self._flush_dirty()
+
+    def _flush_dirty(self) -> None:
+        self._applied_unflushed = 0
+        super()._flush_dirty()
 
     def applied_zxid(self) -> int:
         return self.db.last_zxid

@@ -83,6 +83,7 @@ class ZooKeeperServer:
                                  bool(config.extended_types_enabled), clock_ms=lambda: self.clock_ms,
                                  session_live=self.sessions.is_live)
         self.pipeline = CommitPipeline(self.durability, self._on_commit, self._on_batch_done)
+        self.pipeline.on_chunk_done = self._flush_dirty
         self._batch_txns = 0
         # Called with the number of txns after every committed batch (snapshot scheduling).
         self.after_batch: Callable[[int], None] | None = None
