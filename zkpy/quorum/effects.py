@@ -47,7 +47,9 @@ class ZabPhase(enum.Enum):
 # ------------------------------------------------------------------ persist items
 
 
-@dataclass(slots=True, frozen=True)
+# The two made once per txn (and per follower) are not frozen: a frozen dataclass's __init__
+# sets each field through object.__setattr__, a cost every write paid.  Nobody changes them.
+@dataclass(slots=True)
 class AppendEntries:
     """Append log entries (TxnHeader + txn bytes) in order; ``zxids`` parallel to ``entries``."""
 
@@ -88,7 +90,7 @@ PersistItem = AppendEntries | TruncateLog | InstallSnapshot | SetAcceptedEpoch |
 # ------------------------------------------------------------------ messages
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Outgoing:
     """A quorum packet for connection ``conn``; ``with_snapshot`` (SNAP only) asks the driver
     to stream the serialized database and the signature right after it."""

@@ -126,7 +126,7 @@ class LeaderCore:
     # ------------------------------------------------------------------ helpers
 
     def _quorum(self, sids: set[int] | dict[int, int]) -> bool:
-        return sum(1 for s in sids if s in self.voters) * 2 > len(self.voters)
+        return len(self.voters.intersection(sids)) * 2 > len(self.voters)
 
     def _send(self, h: LearnerHandle, qp: QuorumPacket, with_snapshot: bool = False) -> None:
         self.host.send(h.conn, qp, with_snapshot)
