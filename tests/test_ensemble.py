@@ -272,6 +272,46 @@ def test_leader_killed_under_load_loses_nothing_and_clients_keep_sessions(tmp_pa
 
 
 @pytest.mark.slow
+def test_five_members_survive_two_failures_and_stop_at_three(tmp_path: Path) -> None:
+    """5 voters: killing the leader and a follower under load leaves a majority that serves and
+    loses nothing; a third failure leaves 2 of 5, which stop serving; the members come back and
+    catch up."""
+    ens = make_ensemble("zkpy", tmp_path / "five", n=5, first_ip=101)
+    ens.start()
+    try:
+        setup = kazoo(ens.hosts)
+        setup.ensure_path("/five")
+        setup.stop()
+        with Writer(ens.hosts, "/five") as writer:
+            time.sleep(1.0)
+            old_leader = ens.leader()
+            ens.members[old_leader].kill9()
+            assert ens.leader(30) != old_leader
+            assert wait_until(lambda: any(ens.mode(sid) == "follower" for sid in ens.members), 30)
+            follower = next(sid for sid in ens.members if ens.mode(sid) == "follower")
+            ens.members[follower].kill9()
+            assert ens.leader(30) not in (old_leader, follower)
+            time.sleep(1.5)
+        assert len(writer.acked) > 20
+        assert_all_members_agree(ens, "/five", writer.acked)
+        # A third failure: the two left are a minority and stop serving clients.
+        third = next(sid for sid in ens.members if ens.mode(sid) == "follower")
+        ens.members[third].kill9()
+        left = [sid for sid, m in ens.members.items() if m.proc is not None and m.proc.poll() is None]
+        assert len(left) == 2
+        assert wait_until(lambda: all(ens.mode(sid) is None for sid in left), 30)
+        srvr = four_letter(ens.members[left[0]].host, ens.members[left[0]].port, "srvr")
+        assert "not currently serving" in srvr
+        for sid in (old_leader, follower, third):
+            ens.members[sid].start_background()
+        for sid in ens.members:
+            ens.wait_serving(sid, 60)
+        assert_all_members_agree(ens, "/five", writer.acked)
+    finally:
+        ens.stop()
+
+
+@pytest.mark.slow
 def test_follower_restarted_with_an_empty_data_dir_gets_a_snapshot(tmp_path: Path) -> None:
     ens = make_ensemble("zkpy", tmp_path / "snap", n=3, first_ip=51)
     ens.start()
