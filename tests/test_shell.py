@@ -102,14 +102,18 @@ def normalize(text: str) -> tuple[list[str], Counter[str]]:
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     out: list[str] = []
     events: Counter[str] = Counter()
-    i = 0
-    while i < len(lines):
-        ln = lines[i]
-        if ln == "" and i + 3 < len(lines) and lines[i + 1] == "WATCHER::" and lines[i + 2] == "":
-            events[lines[i + 3]] += 1
-            i += 4
+    # A shell prints an event ("WATCHER::", then the WatchedEvent line) from the thread that
+    # delivers it, so a command's answer can land between the two lines: each "WATCHER::" is
+    # paired with the next WatchedEvent line wherever it comes.
+    announced = 0
+    for ln in lines:
+        if ln == "WATCHER::":
+            announced += 1
             continue
-        i += 1
+        if announced and ln.startswith("WatchedEvent "):
+            announced -= 1
+            events[ln] += 1
+            continue
         if ln.startswith("SLF4J:") or ln.startswith("JLine support") or ln == "":
             continue
         ln = re.sub(r"^(ctime|mtime) = .*", r"\1 = <date>", ln)
