@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 
 import pytest
@@ -11,7 +10,7 @@ from zkpy.proto.constants import OpCode
 from zkpy.proto.records import ACL, CreateSessionTxn, CreateTxn, Id, LearnerInfo, QuorumPacket, TxnHeader
 from zkpy.quorum import wire
 from zkpy.quorum.snapwire import decode_database, encode_database, read_snapshot_bytes, signature
-from zkpy.quorum.transport import read_quorum_packet
+from zkpy.quorum.transport import parse_quorum_packet
 from zkpy.server.database import Database
 from zkpy.tree.acl import OPEN_ACL_UNSAFE
 
@@ -79,15 +78,14 @@ def test_request_packet_carries_session_cxid_type_and_body():
 
 def test_quorum_packet_reads_back_from_a_stream():
     qp = QuorumPacket(wire.PROPOSAL, 0x100000001, b"txn", [Id("digest", "u:p")])
-
-    async def read_two() -> list[QuorumPacket]:
-        reader = asyncio.StreamReader()
-        reader.feed_data(qp.to_bytes() + wire.packet(wire.PING, 5).to_bytes())
-        reader.feed_eof()
-        return [await read_quorum_packet(reader), await read_quorum_packet(reader)]
-
-    first, second = asyncio.run(read_two())
-    assert first == qp
+    stream = qp.to_bytes() + wire.packet(wire.PING, 5).to_bytes()
+    parsed = parse_quorum_packet(stream, 0)
+    assert parsed is not None
+    first, pos = parsed
+    parsed = parse_quorum_packet(stream, pos)
+    assert parsed is not None
+    second, end = parsed
+    assert first == qp and end == len(stream)
     assert (second.type, second.zxid, second.data) == (wire.PING, 5, None)
 
 

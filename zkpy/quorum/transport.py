@@ -55,39 +55,6 @@ class PeerAddress:
 # ---------------------------------------------------------------------- quorum packets on a stream
 
 
-async def read_quorum_packet(reader: asyncio.StreamReader) -> QuorumPacket:
-    """One jute QuorumPacket from the stream (raises IncompleteReadError at EOF)."""
-    head = await reader.readexactly(_PACKET_HEAD.size)
-    ptype, zxid, n = _PACKET_HEAD.unpack(head)
-    data: bytes | None
-    if n == -1:
-        data = None
-    elif n < 0 or n > MAX_PACKET_DATA_BYTES:
-        raise wire.WireError(f"quorum packet with data length {n}")
-    else:
-        data = await reader.readexactly(n)
-    (count,) = _INT.unpack(await reader.readexactly(4))
-    auth: list[Id] | None = None
-    if count != -1:
-        if count < 0 or count > 1024:
-            raise wire.WireError(f"quorum packet with {count} auth ids")
-        auth = []
-        for _ in range(count):
-            scheme = await _read_ustring(reader)
-            ident = await _read_ustring(reader)
-            auth.append(Id(scheme, ident))
-    return QuorumPacket(ptype, zxid, data, auth)
-
-
-async def _read_ustring(reader: asyncio.StreamReader) -> str | None:
-    (n,) = _INT.unpack(await reader.readexactly(4))
-    if n == -1:
-        return None
-    if n < 0 or n > MAX_PACKET_DATA_BYTES:
-        raise wire.WireError(f"string of {n} bytes in a quorum packet")
-    return (await reader.readexactly(n)).decode("utf-8", "replace")
-
-
 async def _open(host: str, port: int, local_host: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(local_host, 0)),
                                   CONNECT_TIMEOUT_S)
