@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,9 +18,8 @@ from zkpy.quorum.disk import QuorumDisk
 from zkpy.quorum.driver import QuorumDriver
 from zkpy.quorum.peer import PeerConfig
 from zkpy.quorum.transport import PeerAddress
-from zkpy.server.persistence import LogStats, SnapshotSchedule, Snapshotter
+from zkpy.server.persistence import LogStats, SnapshotSchedule, Snapshotter, start_autopurge
 from zkpy.server.quorum_server import QuorumPeerServer, stop_driver
-from zkpy.storage import purge as purging
 
 log = logging.getLogger("zkpy.server")
 
@@ -58,9 +56,7 @@ class MemberStorage:
 
     def start(self) -> None:
         self.server.after_apply = self.after_apply
-        interval_h = int(getattr(self.config, "autopurge_purge_interval_hours", 0))
-        if interval_h > 0:
-            self._purge_task = asyncio.get_running_loop().create_task(self._autopurge(interval_h * 3600.0))
+        self._purge_task = start_autopurge(self.config, self._executor)
 
     def after_apply(self, n_txns: int) -> None:
         # Only committed txns are applied, so any snapshot taken here is of a committed state.
@@ -68,14 +64,6 @@ class MemberStorage:
             self.schedule.reset()
             self.disk.roll_requested = True
             self.snapshotter.start()
-
-    async def _autopurge(self, every_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        retain = int(getattr(self.config, "autopurge_snap_retain_count", 3))
-        while True:
-            await asyncio.sleep(every_s)
-            await loop.run_in_executor(self._executor, purging.autopurge, self.config.data_dir,
-                                       self.config.data_log_dir, retain)
 
     async def close(self) -> None:
         if self._purge_task is not None:
@@ -88,9 +76,8 @@ class MemberStorage:
 
 
 async def serve_member(config: Any, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
-    from zkpy.server.admin import AdminServerError, start_admin_server
     from zkpy.server.fourlw import FourLetterWords
-    from zkpy.server.metrics import MetricsProviderError, start_metrics_http
+    from zkpy.server.runner import close_endpoints, start_endpoints, stop_on_signals
 
     try:
         pcfg, peers = peer_config(config)
@@ -106,23 +93,12 @@ async def serve_member(config: Any, ready: asyncio.Event | None = None, stop: as
     server.four_letter_words = FourLetterWords(config)
     server.attach_database(db)
     storage = MemberStorage(config, server, disk)
-    try:
-        metrics_http = await start_metrics_http(config, server.metrics)
-    except MetricsProviderError as e:
-        log.critical("Unexpected exception, exiting abnormally: %s", e)
-        return 1
-    try:
-        admin = await start_admin_server(config, server, storage)
-    except AdminServerError as e:
-        log.critical("Unable to start AdminServer, exiting abnormally: %s", e)
-        if metrics_http is not None:
-            await metrics_http.close()
-        return 4
+    endpoints = await start_endpoints(config, server, storage)
+    if isinstance(endpoints, int):
+        return endpoints
     stop = stop or asyncio.Event()
     server.on_fatal = stop.set
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     me = config.servers[pcfg.my_id]
     host = me.client_host or config.client_port_address or "0.0.0.0"
     port = me.client_port or config.client_port
@@ -140,9 +116,7 @@ async def serve_member(config: Any, ready: asyncio.Event | None = None, stop: as
     await server.stop()
     await storage.close()
     await stop_driver(driver)
-    for endpoint in (admin, metrics_http):
-        if endpoint is not None:
-            await endpoint.close()
+    await close_endpoints(*endpoints)
     if driver.failed is not None:
         log.critical("stopped after a persistence failure: %s", driver.failed)
         return 1

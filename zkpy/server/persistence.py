@@ -312,6 +312,24 @@ class SnapshotSchedule:
         return self.txns > self.roll_at or bool(self.size_roll_at and log_bytes > self.size_roll_at)
 
 
+
+def start_autopurge(config: Any, executor: ThreadPoolExecutor) -> asyncio.Task[None] | None:
+    """``autopurge.purgeInterval`` hours > 0: purge every so often in ``executor`` (the snapshot
+    thread, so a purge never races a snapshot being written); None when disabled."""
+    interval_h = int(getattr(config, "autopurge_purge_interval_hours", 0))
+    if interval_h <= 0:
+        return None
+    retain = int(getattr(config, "autopurge_snap_retain_count", 3))
+
+    async def purge_forever() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_h * 3600.0)
+            await loop.run_in_executor(executor, purging.autopurge, config.data_dir, config.data_log_dir, retain)
+
+    return asyncio.get_running_loop().create_task(purge_forever())
+
+
 class Storage:
     """Everything on disk for one standalone server."""
 
@@ -351,9 +369,7 @@ class Storage:
         # database that never had a snapshot gets one (its log alone would not be trusted).
         self.durability.request_roll()
         self.snapshotter.start()
-        interval_h = int(getattr(self.config, "autopurge_purge_interval_hours", 0))
-        if interval_h > 0:
-            self._purge_task = asyncio.get_running_loop().create_task(self._autopurge(interval_h * 3600.0))
+        self._purge_task = start_autopurge(self.config, self._snap_executor)
 
     def after_batch(self, n_txns: int) -> None:
         """Called after each committed batch: snapshot when the randomized threshold is crossed."""
@@ -365,14 +381,6 @@ class Storage:
             self.durability.request_roll()
             if self.snapshotter is not None:
                 self.snapshotter.start()
-
-    async def _autopurge(self, every_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        retain = int(getattr(self.config, "autopurge_snap_retain_count", 3))
-        while True:
-            await asyncio.sleep(every_s)
-            await loop.run_in_executor(self._snap_executor, purging.autopurge, self.config.data_dir,
-                                       self.config.data_log_dir, retain)
 
     async def close(self) -> None:
         if self._purge_task is not None:

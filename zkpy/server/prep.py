@@ -144,6 +144,26 @@ def _check_version(current: int, expected: int, path: str) -> int:
     return wrap_int32(current + 1)
 
 
+
+def _path_and_data(body: bytes, n: int, min_path: int) -> tuple[str, int, bytes | None, int] | None:
+    """(path, where it ends, data, where the data ends) of a request that starts with a ustring
+    path of at least ``min_path`` bytes and a buffer (setData, create); None when malformed."""
+    (plen,) = _INT.unpack_from(body, 0)
+    path_end = 4 + plen
+    if plen < min_path or path_end + 4 > n:
+        return None
+    try:
+        path = body[4:path_end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    (dlen,) = _INT.unpack_from(body, path_end)
+    pos = path_end + 4
+    if dlen == -1:
+        return path, path_end, None, pos
+    if dlen < 0 or pos + dlen > n:
+        return None
+    return path, path_end, body[pos : pos + dlen], pos + dlen
+
 class Preparer:
     """Validates write requests against tree + outstanding changes and assigns zxids."""
 
@@ -239,25 +259,9 @@ class Preparer:
         path, a missing node, a version mismatch, an ACL to check in full): the general path
         then decides, so there is one place for every error."""
         n = len(body)
-        if n < 12:
+        if n < 12 or (head := _path_and_data(body, n, 1)) is None:
             return None
-        (plen,) = _INT.unpack_from(body, 0)
-        pos = 4 + plen
-        if plen <= 0 or pos + 8 > n:
-            return None
-        try:
-            path = body[4:pos].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        (dlen,) = _INT.unpack_from(body, pos)
-        pos += 4
-        if dlen == -1:
-            data = None
-        elif dlen < 0 or pos + dlen + 4 != n:
-            return None
-        else:
-            data = body[pos : pos + dlen]
-            pos += dlen
+        path, _path_end, data, pos = head
         # No regex: a path names an existing node (or an outstanding record) only when it is
         # valid, except "" (the root's alias), which the first character rules out.
         if pos + 4 != n or path[0] != "/":
@@ -312,25 +316,9 @@ class Preparer:
         """create / create2 of a persistent, ephemeral or sequential node with the open ACL
         (world:anyone), the common case; None hands everything else to the general path."""
         n = len(body)
-        if n < 43:
+        if n < 43 or (head := _path_and_data(body, n, 2)) is None:
             return None
-        (plen,) = _INT.unpack_from(body, 0)
-        pos = 4 + plen
-        if plen <= 1 or pos + 4 > n:
-            return None
-        try:
-            path = body[4:pos].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        (dlen,) = _INT.unpack_from(body, pos)
-        pos += 4
-        if dlen == -1:
-            data = None
-        elif dlen < 0 or pos + dlen > n:
-            return None
-        else:
-            data = body[pos : pos + dlen]
-            pos += dlen
+        path, path_end, data, pos = head
         # One ACL, world:anyone, then the flags.
         if pos + 31 != n or body[pos : pos + 4] != b"\0\0\0\x01" or body[pos + 8 : pos + 27] != _WORLD_ANYONE:
             return None
@@ -366,8 +354,8 @@ class Preparer:
         self._add(parent)
         self._add(ChangeRecord(zxid, path, True, 0, 0, 0, session_id if ephemeral else 0, 0, acl, data, perms))
         # CreateTxn is CreateRequest's path, data and ACL, then (ephemeral, parentCVersion).
-        tail = body[4 + plen : -4] + _BOOL_INT.pack(ephemeral, new_cv)
-        raw = body[: 4 + plen] + tail if not flags & 2 else _ustring(path) + tail
+        tail = body[path_end:-4] + _BOOL_INT.pack(ephemeral, new_cv)
+        raw = body[:path_end] + tail if not flags & 2 else _ustring(path) + tail
         return Prepared(TxnHeader(session_id, cxid, zxid, self.clock_ms(), op),
                         CreateTxn(path, data, acl, ephemeral, new_cv), None, raw)
 

@@ -61,9 +61,7 @@ async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.E
         from zkpy.server.ensemble import serve_member
 
         return await serve_member(config, ready, stop)
-    from zkpy.server.admin import AdminServerError, start_admin_server
     from zkpy.server.fourlw import FourLetterWords
-    from zkpy.server.metrics import MetricsProviderError, start_metrics_http
     from zkpy.server.persistence import open_storage
     from zkpy.server.server import ZooKeeperServer
 
@@ -71,27 +69,14 @@ async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.E
     server = ZooKeeperServer(config, durability=storage.durability)
     server.four_letter_words = FourLetterWords(config)
     # As ZooKeeperServerMain: the metrics provider, then the AdminServer, then the database.
-    try:
-        metrics_http = await start_metrics_http(config, server.metrics)
-    except MetricsProviderError as e:
-        log.critical("Unexpected exception, exiting abnormally: %s", e)
-        return 1
-    try:
-        admin = await start_admin_server(config, server, storage)
-    except AdminServerError as e:
-        log.critical("Unable to start AdminServer, exiting abnormally: %s", e)
-        print("Unable to start AdminServer, exiting abnormally", file=sys.stderr)
-        if metrics_http is not None:
-            await metrics_http.close()
-        return 4
+    endpoints = await start_endpoints(config, server, storage)
+    if isinstance(endpoints, int):
+        return endpoints
     storage.load_into(server)
     stop = stop or asyncio.Event()
     # A failed log write must never be acknowledged: stop serving (ZooKeeper exits too).
     server.pipeline.on_failure = stop.set
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     host = config.client_port_address or "0.0.0.0"
     await server.start(host, config.client_port)
     storage.start_background(server)
@@ -103,14 +88,47 @@ async def serve(config: Any, ready: asyncio.Event | None = None, stop: asyncio.E
     log.info("shutting down")
     await server.stop()
     await storage.close()
-    for endpoint in (admin, metrics_http):
-        if endpoint is not None:
-            await endpoint.close()
+    await close_endpoints(*endpoints)
     if server.pipeline.failed is not None:
         log.critical("stopped after a transaction log failure: %s", server.pipeline.failed)
         return 1
     log.info("stopped")
     return 0
+
+
+async def start_endpoints(config: Any, server: Any, storage: Any) -> tuple[Any, Any] | int:
+    """The metrics endpoint, then the AdminServer; the exit code ZooKeeper gives when one cannot
+    start (1, 4)."""
+    from zkpy.server.admin import AdminServerError, start_admin_server
+    from zkpy.server.metrics import MetricsProviderError, start_metrics_http
+
+    try:
+        metrics_http = await start_metrics_http(config, server.metrics)
+    except MetricsProviderError as e:
+        log.critical("Unexpected exception, exiting abnormally: %s", e)
+        return 1
+    try:
+        admin = await start_admin_server(config, server, storage)
+    except AdminServerError as e:
+        log.critical("Unable to start AdminServer, exiting abnormally: %s", e)
+        print("Unable to start AdminServer, exiting abnormally", file=sys.stderr)
+        await close_endpoints(metrics_http)
+        return 4
+    return metrics_http, admin
+
+
+async def close_endpoints(*endpoints: Any) -> None:
+    for endpoint in endpoints:
+        if endpoint is not None:
+            await endpoint.close()
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (where the loop can take signal handlers)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
 
 
 def run(config: Any) -> int:
