@@ -304,7 +304,6 @@ class _QuorumConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.out: list[bytes] = []
-        self.out_bytes = 0
         self.flush_scheduled = False
         self.dead = False
         self.paused = False
@@ -412,7 +411,6 @@ class _QuorumConnection(asyncio.Protocol):
         if self.dead:
             return
         self.out.append(data)
-        self.out_bytes += len(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -422,7 +420,6 @@ class _QuorumConnection(asyncio.Protocol):
         if not self.out:
             return
         out, self.out = self.out, []
-        self.out_bytes = 0
         if self.transport is not None and not self.dead and not self.transport.is_closing():
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -432,12 +429,6 @@ class _QuorumConnection(asyncio.Protocol):
         self._wake_stream()
         if self.transport is not None:
             self.transport.close()
-
-    def buffered_bytes(self) -> int:
-        size = self.out_bytes
-        if self.transport is not None:
-            size += self.transport.get_write_buffer_size()
-        return size
 
 
 class QuorumLinks:
@@ -547,7 +538,3 @@ class QuorumLinks:
         c = self._conns.pop(conn, None)
         if c is not None:
             c.close()
-
-    def buffered_bytes(self, conn: int) -> int:
-        c = self._conns.get(conn)
-        return 0 if c is None else c.buffered_bytes()
