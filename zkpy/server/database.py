@@ -11,6 +11,8 @@ from zkpy.proto.constants import OpCode
 from zkpy.proto.records import CreateSessionTxn, TxnHeader
 from zkpy.tree.datatree import DataTree, TxnResult
 
+_CREATE_SESSION, _CLOSE_SESSION = int(OpCode.createSession), int(OpCode.closeSession)
+
 
 class Database:
     def __init__(self, extended_types: bool = False) -> None:
@@ -24,9 +26,9 @@ class Database:
 
     def apply(self, hdr: TxnHeader, txn: object, replay: bool = False) -> TxnResult:
         op = hdr.type
-        if op == OpCode.createSession:
+        if op == _CREATE_SESSION:
             if isinstance(txn, CreateSessionTxn):
                 self.sessions[hdr.clientId] = txn.timeOut
-        elif op == OpCode.closeSession:
+        elif op == _CLOSE_SESSION:
             self.sessions.pop(hdr.clientId, None)
         return self.tree.apply(hdr, txn, replay)

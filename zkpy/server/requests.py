@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 _REPLY = struct.Struct(">iiqi")
 _REPLY_DATA = struct.Struct(">iiqii")  # reply header + data length; then data and the Stat
 _GET_DATA, _EXISTS = int(OpCode.getData), int(OpCode.exists)
+# Plain ints for the write replies: comparing with an IntEnum member costs a metaclass lookup.
+_ERROR, _MULTI, _CREATE = int(OpCode.error), int(OpCode.multi), int(OpCode.create)
+_SET_DATA, _SET_ACL = int(OpCode.setData), int(OpCode.setACL)
+_CREATES_WITH_STAT = frozenset({int(OpCode.create2), int(OpCode.createTTL), int(OpCode.createContainer)})
 _INT = struct.Struct(">i")
 _REPLY_INT = struct.Struct(">iiqii")
 _EVENT_DELETED, _EVENT_CREATED, _EVENT_DATA, _EVENT_CHILDREN = 2, 1, 3, 4
@@ -363,26 +367,25 @@ def _mask_digest(ident: str) -> str:
 
 def write_reply(op: int, xid: int, zxid: int, rc: TxnResult, error: errors.ZooKeeperError | None) -> bytes:
     """The reply to an applied write (FinalRequestProcessor's switch on the request type)."""
-    if rc.type == OpCode.error:
+    if rc.type == _ERROR:
         code = error.code if error is not None else rc.err
         return _REPLY.pack(16, xid, zxid, code)
-    if op == OpCode.multi:
+    if op == _MULTI:
         out = bytearray()
         encode_multi_response([_multi_result(sub) for sub in rc.multi or ()], out)  # type: ignore[misc]
         return _REPLY.pack(16 + len(out), xid, zxid, 0) + out
     err = rc.err
     if err:
         return _REPLY.pack(16, xid, zxid, err)
-    if op == OpCode.create:
+    if op == _CREATE:
         body = _ustring(rc.path or "")
-    elif op in (OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+    elif op in _CREATES_WITH_STAT:
         body = _ustring(rc.path or "") + (rc.stat or b"")
-    elif op in (OpCode.setData, OpCode.setACL):
+    elif op == _SET_DATA or op == _SET_ACL:
         body = rc.stat or b""
-    elif op == OpCode.check:
-        # FinalRequestProcessor answers a lone check with a SetDataResponse of a null stat.
-        body = b""
     else:
+        # delete and the rest answer with no body; FinalRequestProcessor answers a lone check
+        # with a SetDataResponse of a null stat, which is no body either.
         body = b""
     return _REPLY.pack(16 + len(body), xid, zxid, 0) + body
 

@@ -34,7 +34,7 @@ from zkpy.tree.watches import Watches
 log = logging.getLogger(__name__)
 
 _PASSWORD_INVALID = bytes(16)
-_CLOSE_SESSION = int(OpCode.closeSession)
+_CLOSE_SESSION, _CREATE_SESSION = int(OpCode.closeSession), int(OpCode.createSession)
 _SET_DATA = int(OpCode.setData)
 _REPLY_STAT = struct.Struct(">iiqi")  # frame length, xid, zxid, err; a 68-byte Stat follows
 
@@ -402,9 +402,9 @@ class ZooKeeperServer:
         rc = self.db.apply(hdr, prepared.txn)
         self.preparer.retire(hdr.zxid)
         op = hdr.type
-        if op == OpCode.closeSession:
+        if op == _CLOSE_SESSION:
             self._session_closed(hdr.clientId)
-        elif op == OpCode.createSession and hdr.clientId not in self.sessions.sessions:
+        elif op == _CREATE_SESSION and hdr.clientId not in self.sessions.sessions:
             # A session created through another member (quorum): track it here too.
             self.sessions.add(hdr.clientId, self.db.sessions.get(hdr.clientId, 0), _now_ms())
         if item.session is not None:

@@ -45,7 +45,21 @@ from zkpy.tree.node import (
     ttl_owner,
 )
 
+# Plain ints: comparing with an IntEnum member costs a metaclass attribute lookup each time.
 _SET_DATA = int(OpCode.setData)
+_CREATE = int(OpCode.create)
+_CREATE2 = int(OpCode.create2)
+_CREATE_TTL = int(OpCode.createTTL)
+_CREATE_CONTAINER = int(OpCode.createContainer)
+_DELETE = int(OpCode.delete)
+_DELETE_CONTAINER = int(OpCode.deleteContainer)
+_RECONFIG = int(OpCode.reconfig)
+_SET_ACL = int(OpCode.setACL)
+_CLOSE_SESSION = int(OpCode.closeSession)
+_ERROR = int(OpCode.error)
+_CHECK = int(OpCode.check)
+_MULTI = int(OpCode.multi)
+
 QUOTA_ROOT = "/zookeeper/quota"
 LIMIT_NODE = "zookeeper_limits"
 STAT_NODE = "zookeeper_stats"
@@ -204,7 +218,7 @@ class DataTree:
                 self._apply_one(op, txn, hdr, rc)
         except errors.ZooKeeperError as e:
             rc.err = e.code
-            if replay and hdr.type in (OpCode.create, OpCode.create2) and rc.err == errors.NodeExistsError.code:
+            if replay and hdr.type in (_CREATE, _CREATE2) and rc.err == errors.NodeExistsError.code:
                 # A fuzzy snapshot may hold the node already; keep the parent's counters right.
                 assert isinstance(txn, CreateTxn) and txn.path
                 parent = txn.path[: txn.path.rfind("/")] or "/"
@@ -215,64 +229,64 @@ class DataTree:
 
     def _apply_one(self, op: int, txn: object, hdr: TxnHeader, rc: TxnResult) -> None:
         zxid = hdr.zxid
-        if op == OpCode.create or op == OpCode.create2:
+        if op == _CREATE or op == _CREATE2:
             assert isinstance(txn, CreateTxn)
             rc.path = txn.path
             owner = hdr.clientId if txn.ephemeral else 0
             node = self.create_node(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, hdr.time)
-            if op == OpCode.create2:
+            if op == _CREATE2:
                 rc.stat = node.wire_stat()
-        elif op == OpCode.createTTL:
+        elif op == _CREATE_TTL:
             assert isinstance(txn, CreateTTLTxn)
             rc.path = txn.path
             node = self.create_node(txn.path, txn.data, txn.acl, ttl_owner(txn.ttl), txn.parentCVersion,
                                     zxid, hdr.time)
             rc.stat = node.wire_stat()
-        elif op == OpCode.createContainer:
+        elif op == _CREATE_CONTAINER:
             assert isinstance(txn, CreateContainerTxn)
             rc.path = txn.path
             node = self.create_node(txn.path, txn.data, txn.acl, CONTAINER_EPHEMERAL_OWNER,
                                     txn.parentCVersion, zxid, hdr.time)
             rc.stat = node.wire_stat()
-        elif op == OpCode.delete or op == OpCode.deleteContainer:
+        elif op == _DELETE or op == _DELETE_CONTAINER:
             assert isinstance(txn, DeleteTxn)
             rc.path = txn.path
             self.delete_node(txn.path, zxid)
-        elif op == OpCode.setData or op == OpCode.reconfig:
+        elif op == _SET_DATA or op == _RECONFIG:
             assert isinstance(txn, SetDataTxn)
             rc.path = txn.path
             rc.stat = self.set_data(txn.path, txn.data, txn.version, zxid, hdr.time)
-        elif op == OpCode.setACL:
+        elif op == _SET_ACL:
             assert isinstance(txn, SetACLTxn)
             rc.path = txn.path
             rc.stat = self.set_acl(txn.path, txn.acl, txn.version)
-        elif op == OpCode.closeSession:
+        elif op == _CLOSE_SESSION:
             paths = txn.paths2Delete if isinstance(txn, CloseSessionTxn) else None
             self.kill_session(hdr.clientId, zxid, paths)
-        elif op == OpCode.error:
+        elif op == _ERROR:
             assert isinstance(txn, ErrorTxn)
             rc.err = txn.err
-        elif op == OpCode.check:
+        elif op == _CHECK:
             assert isinstance(txn, CheckVersionTxn)
             rc.path = txn.path
-        elif op == OpCode.multi:
+        elif op == _MULTI:
             assert isinstance(txn, MultiTxn)
             self._apply_multi(txn, hdr, rc)
         # createSession and anything else leave the tree alone.
 
     def _apply_multi(self, txn: MultiTxn, hdr: TxnHeader, rc: TxnResult) -> None:
         subs = decode_multi(txn)
-        failed = any(t == OpCode.error for t, _ in subs)
+        failed = any(t == _ERROR for t, _ in subs)
         post_failed = False
         rc.multi = []
         for sub_type, record in subs:
-            if sub_type == OpCode.error:
+            if sub_type == _ERROR:
                 post_failed = True
             elif failed:
                 # Every op of a failed multi reports an error: 0 before the failing op,
                 # RuntimeInconsistency after it.
                 record = ErrorTxn(errors.RuntimeInconsistencyError.code if post_failed else 0)
-                sub_type = OpCode.error
+                sub_type = _ERROR
             sub = TxnResult(hdr.clientId, hdr.cxid, hdr.zxid, sub_type)
             try:
                 self._apply_one(sub_type, record, hdr, sub)

@@ -14,16 +14,23 @@ own semantics, instead of the later one silently replacing the other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Protocol
 
 from zkpy.proto.constants import AddWatchMode, EventType, WatcherType
 
 STANDARD, PERSISTENT, RECURSIVE = 1, 2, 4
+# Plain ints: an IntEnum member costs a metaclass attribute lookup, on every write.
 _CHILDREN_CHANGED = int(EventType.NodeChildrenChanged)
+_CREATED, _DELETED = int(EventType.NodeCreated), int(EventType.NodeDeleted)
+_DATA_CHANGED = int(EventType.NodeDataChanged)
 
 
 class Watcher(Protocol):
     def send_event(self, event_type: int, path: str) -> None: ...
+
+
+_NO_WATCHERS: frozenset[Watcher] = frozenset()
 
 
 class WatchTable:
@@ -89,11 +96,14 @@ class WatchTable:
         entry = self.by_path.get(path)
         return entry is not None and watcher in entry
 
-    def trigger(self, path: str, event_type: int, suppress: set[Watcher] | None = None) -> set[Watcher]:
+    def trigger(self, path: str, event_type: int,
+                suppress: AbstractSet[Watcher] | None = None) -> AbstractSet[Watcher]:
         """Fire ``event_type`` for ``path``; returns the watchers it matched (fired or suppressed)."""
         by_path = self.by_path
-        matched: set[Watcher] = set()
         entry = by_path.get(path)
+        if entry is None and not self.recursive_count:
+            return _NO_WATCHERS  # the common case: nobody watches
+        matched: set[Watcher] = set()
         if entry is not None:
             used: list[Watcher] = []
             for watcher, mode in entry.items():
@@ -136,16 +146,16 @@ class Watches:
     # ---------------------------------------------------------------- TreeListener
 
     def node_created(self, path: str) -> None:
-        self.data.trigger(path, EventType.NodeCreated)
-        self.child.trigger(path[: path.rfind("/")] or "/", EventType.NodeChildrenChanged)
+        self.data.trigger(path, _CREATED)
+        self.child.trigger(path[: path.rfind("/")] or "/", _CHILDREN_CHANGED)
 
     def node_deleted(self, path: str) -> None:
-        fired = self.data.trigger(path, EventType.NodeDeleted)
-        self.child.trigger(path, EventType.NodeDeleted, fired)
-        self.child.trigger(path[: path.rfind("/")] or "/", EventType.NodeChildrenChanged)
+        fired = self.data.trigger(path, _DELETED)
+        self.child.trigger(path, _DELETED, fired)
+        self.child.trigger(path[: path.rfind("/")] or "/", _CHILDREN_CHANGED)
 
     def data_changed(self, path: str) -> None:
-        self.data.trigger(path, EventType.NodeDataChanged)
+        self.data.trigger(path, _DATA_CHANGED)
 
     # ---------------------------------------------------------------- registration
 
