@@ -143,6 +143,33 @@ def test_frame_reader_reassembles_any_chunking(bodies: list[bytes], chunk: int) 
     assert reader.buffered == 0
 
 
+@settings(max_examples=200, deadline=None)
+@given(bodies=st.lists(st.binary(max_size=50), max_size=10), cuts=st.lists(st.integers(1, 60), max_size=12),
+       one_by_one=st.lists(st.booleans(), min_size=12, max_size=12), as_bytearray=st.booleans())
+def test_frame_reader_mixes_whole_and_straddling_reads(bodies: list[bytes], cuts: list[int], one_by_one: list[bool],
+                                                        as_bytearray: bool) -> None:
+    # Reads of any size (a read holding only whole frames is kept as it came, a frame that
+    # straddles reads is accumulated), taken frame by frame or all at once: the same frames,
+    # always as bytes.
+    stream = b"".join(frame(b) for b in bodies)
+    reader = FrameReader(1000)
+    got: list[bytes] = []
+    pos = 0
+    for i, cut in enumerate([*cuts, len(stream)]):
+        piece = stream[pos : pos + cut]
+        pos += len(piece)
+        reader.feed(bytearray(piece) if as_bytearray else piece)
+        if one_by_one[i % len(one_by_one)]:
+            while (f := reader.next_frame()) is not None:
+                got.append(f)
+        else:
+            got.extend(reader.frames())
+        assert reader.buffered == pos - sum(4 + len(g) for g in got)
+    assert got == bodies
+    assert all(type(g) is bytes for g in got)
+    assert reader.buffered == 0
+
+
 @pytest.mark.parametrize("length", [-1, -(2**31), 1001])
 def test_frame_reader_refuses_bad_lengths(length: int) -> None:
     reader = FrameReader(1000)

@@ -16,25 +16,42 @@ class FrameError(ValueError):
 
 
 class FrameReader:
-    """Splits a byte stream into frames no longer than ``max_frame_bytes``."""
+    """Splits a byte stream into frames no longer than ``max_frame_bytes``.
+
+    The unconsumed input is the last read's ``bytes`` as it came while every frame in it is
+    whole (a frame is then one slice of it, one copy), and a ``bytearray`` only once a frame
+    straddles two reads."""
 
     __slots__ = ("_buf", "_pos", "max_frame_bytes")
 
     def __init__(self, max_frame_bytes: int) -> None:
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the unconsumed bytes (next_frame consumes lazily)
         self.max_frame_bytes = max_frame_bytes
 
     def _compact(self) -> None:
-        if self._pos:
-            del self._buf[: self._pos]
+        pos = self._pos
+        if pos:
+            buf = self._buf
+            if isinstance(buf, bytearray):
+                del buf[:pos]
+            else:
+                self._buf = buf[pos:]
             self._pos = 0
 
-    def feed(self, data: bytes) -> None:
-        if self._pos and self._pos >= len(self._buf):
-            self._buf.clear()
+    def feed(self, data: bytes | bytearray) -> None:
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):  # everything before was consumed
+            self._buf = data if type(data) is bytes else bytes(data)
             self._pos = 0
-        self._buf += data
+        elif isinstance(buf, bytearray):
+            buf += data
+        else:
+            rest = bytearray(buf[pos:]) if pos else bytearray(buf)
+            rest += data
+            self._buf = rest
+            self._pos = 0
 
     @property
     def buffered(self) -> int:
@@ -47,38 +64,50 @@ class FrameReader:
             return None
         return _LEN.unpack_from(self._buf, self._pos)[0]
 
+    def _consumed_to(self, pos: int) -> None:
+        buf = self._buf
+        if pos >= len(buf):
+            if isinstance(buf, bytearray):
+                buf.clear()
+            else:
+                self._buf = b""
+            self._pos = 0
+        else:
+            self._pos = pos
+
     def next_frame(self) -> bytes | None:
         """The next complete frame, or None; raises FrameError on a bad length.
 
         Consumes by moving an offset, so taking many small frames one by one stays linear."""
         buf = self._buf
         pos = self._pos
-        if len(buf) - pos < 4:
+        end = len(buf)
+        if end - pos < 4:
             return None
         (n,) = _LEN.unpack_from(buf, pos)
         if n < 0 or n > self.max_frame_bytes:
             raise FrameError(f"Len error {n}")
         stop = pos + 4 + n
-        if stop > len(buf):
+        if stop > end:
             if pos > 65536:
                 self._compact()
             return None
-        frame = bytes(buf[pos + 4 : stop])
-        self._pos = stop
-        if stop == len(buf):
-            buf.clear()
-            self._pos = 0
-        return frame
+        frame = buf[pos + 4 : stop]
+        if stop == end:
+            self._consumed_to(stop)
+        else:
+            self._pos = stop
+        return frame if type(frame) is bytes else bytes(frame)
 
     def frames(self, limit: int = 1 << 30) -> list[bytes]:
         """Complete frames received so far (at most ``limit``); raises FrameError on a bad length."""
-        self._compact()
         buf = self._buf
         out: list[bytes] = []
-        pos = 0
+        pos = self._pos
         end = len(buf)
         max_len = self.max_frame_bytes
         unpack = _LEN.unpack_from
+        copy = type(buf) is not bytes
         while end - pos >= 4 and len(out) < limit:
             (n,) = unpack(buf, pos)
             if n < 0 or n > max_len:
@@ -86,16 +115,16 @@ class FrameReader:
             stop = pos + 4 + n
             if stop > end:
                 break
-            out.append(bytes(buf[pos + 4 : stop]))
+            out.append(bytes(buf[pos + 4 : stop]) if copy else buf[pos + 4 : stop])  # type: ignore[arg-type]
             pos = stop
-        if pos:
-            del buf[:pos]
+        self._consumed_to(pos)
+        self._compact()
         return out
 
     def take_rest(self) -> bytes:
         """Everything buffered, emptying the reader."""
         data = bytes(self._buf[self._pos :])
-        self._buf.clear()
+        self._buf = b""
         self._pos = 0
         return data
 

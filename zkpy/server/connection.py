@@ -32,14 +32,16 @@ _HEADER = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
 _NOTIFICATION = struct.Struct(">iiqiiii")  # len, xid -1, zxid -1, err 0, type, state, path length
 
-# Ops answered from the tree (or without a txn) in session order.
-READ_OPS = frozenset({
+# Ops answered from the tree (or without a txn) in session order.  Sets and constants of plain
+# ints: comparing with an IntEnum member costs a metaclass attribute lookup, per request.
+READ_OPS = frozenset(int(op) for op in {
     OpCode.exists, OpCode.getData, OpCode.getACL, OpCode.getChildren, OpCode.getChildren2,
     OpCode.sync, OpCode.ping, OpCode.checkWatches, OpCode.removeWatches, OpCode.multiRead,
     OpCode.setWatches, OpCode.setWatches2, OpCode.getEphemerals, OpCode.getAllChildrenNumber,
     OpCode.addWatch, OpCode.whoAmI,
 })
-WRITE_OPS = frozenset({
+_SYNC, _CLOSE_SESSION, _AUTH, _SASL = int(OpCode.sync), int(OpCode.closeSession), int(OpCode.auth), int(OpCode.sasl)
+WRITE_OPS = frozenset(int(op) for op in {
     OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
     OpCode.setData, OpCode.setACL, OpCode.check, OpCode.multi, OpCode.reconfig, OpCode.deleteContainer,
 })
@@ -252,7 +254,7 @@ class ClientConnection(asyncio.Protocol):
             return
         body = frame[8:]
         if op in READ_OPS:
-            if op == OpCode.sync and server.deferred_sync:
+            if op == _SYNC and server.deferred_sync:
                 server.process_sync(self, xid, body)  # type: ignore[attr-defined]
             elif self.queue:
                 self.queue.append(Pending(xid, op, body, started=server.clock))
@@ -260,11 +262,11 @@ class ClientConnection(asyncio.Protocol):
                 server.process_read(self, xid, op, body)
         elif op in WRITE_OPS:
             server.process_write(self, xid, op, body)
-        elif op == OpCode.closeSession:
+        elif op == _CLOSE_SESSION:
             server.process_close_session(self, xid)
-        elif op == OpCode.auth:
+        elif op == _AUTH:
             server.process_auth(self, xid, body)
-        elif op == OpCode.sasl:
+        elif op == _SASL:
             server.process_sasl(self, xid, body)
         else:
             # Unknown opcode: ZooKeeper answers Unimplemented and closes the connection.

@@ -49,6 +49,7 @@ from zkpy.server.server import SessionCreation, ZooKeeperServer, in_flight
 log = logging.getLogger(__name__)
 
 _INT = struct.Struct(">i")
+_CREATE_SESSION, _CLOSE_SESSION = int(OpCode.createSession), int(OpCode.closeSession)
 _REPLY = struct.Struct(">iiqi")
 _ROLE_STATE = {Role.LEADING: "leader", Role.FOLLOWING: "follower", Role.OBSERVING: "observer",
                Role.LOOKING: "looking"}
@@ -187,11 +188,11 @@ class QuorumPeerServer(ZooKeeperServer):
             return
         body = request[wire_request_head_size():]
         try:
-            if op == OpCode.createSession:
+            if op == _CREATE_SESSION:
                 (timeout,) = _INT.unpack_from(body, 0)
                 self.sessions.add(session, timeout, int(time.time() * 1000))
                 prepared = self.preparer.prepare_session(OpCode.createSession, session, timeout)
-            elif op == OpCode.closeSession:
+            elif op == _CLOSE_SESSION:
                 self.sessions.set_closing(session)
                 prepared = self.preparer.prepare_session(OpCode.closeSession, session)
                 prepared.hdr.cxid = cxid
