@@ -121,6 +121,32 @@ def test_append_raw_writes_a_marshalled_entry(tmp_path: Path) -> None:
     assert (tmp_path / "log.9").exists() and e.txn == DeleteTxn("/gone")
 
 
+def test_append_batch_writes_the_same_bytes_as_appending_one_by_one(tmp_path: Path) -> None:
+    # Entries whose record comes already encoded (raw) and entries to encode, interleaved.
+    txns = [(_hdr(z), SetDataTxn("/n", b"v" * z, z)) if z % 3 else (_hdr(z, OpCode.delete), DeleteTxn(f"/d{z}"))
+            for z in range(1, 40)]
+    one_by_one, batched = tmp_path / "a", tmp_path / "b"
+    one_by_one.mkdir()
+    batched.mkdir()
+    with TxnLogWriter(one_by_one, prealloc_bytes=PREALLOC) as w:
+        for hdr, txn in txns:
+            w.append(hdr, txn)
+    with TxnLogWriter(batched, prealloc_bytes=PREALLOC) as w:
+        w.append_batch([(hdr, txn, txn.to_bytes() if hdr.zxid % 2 else None) for hdr, txn in txns])
+        assert w.last_zxid == 39 and w.pending_count == 39
+    assert (batched / "log.1").read_bytes() == (one_by_one / "log.1").read_bytes()
+    assert [e.txn for e in TxnLogIterator(batched, 0)] == [txn for _, txn in txns]
+
+
+def test_append_batch_refuses_an_oversized_entry_and_keeps_the_ones_before(tmp_path: Path) -> None:
+    w = TxnLogWriter(tmp_path, max_entry_bytes=1000)
+    ok, big = SetDataTxn("/n", b"ok", 1), SetDataTxn("/n", b"x" * 2000, 2)
+    with pytest.raises(ValueError, match="over the 1000-byte limit"):
+        w.append_batch([(_hdr(1), ok, ok.to_bytes()), (_hdr(2), big, big.to_bytes())])
+    w.close()
+    assert _zxids(tmp_path) == [1]
+
+
 def test_roll_starts_a_new_file_at_the_next_zxid(tmp_path: Path) -> None:
     _write(tmp_path, range(1, 10), roll_after={4})
     assert sorted(os.listdir(tmp_path)) == ["log.1", "log.5"]

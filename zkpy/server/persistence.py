@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from zkpy.proto.jute import Record
 from zkpy.proto.records import TxnHeader
 from zkpy.server.database import Database
-from zkpy.server.prep import TXN_HEADER
 from zkpy.storage import purge as purging
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import open_data_dirs
@@ -110,12 +109,7 @@ class TxnLogDurability:
         if roll:
             writer.roll()
             self.bytes_since_roll = 0
-        pack_hdr = TXN_HEADER.pack
-        for hdr, txn, raw in batch:
-            if raw is None:
-                writer.append(hdr, txn)
-            else:
-                writer.append_raw(pack_hdr(hdr.clientId, hdr.cxid, hdr.zxid, hdr.time, hdr.type) + raw)
+        writer.append_batch(batch)
         started = time.monotonic()
         writer.flush(sync=True)
         ms = (time.monotonic() - started) * 1000

@@ -29,7 +29,7 @@ import mmap
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,8 @@ EOR = 0x42
 _CRC_LEN = struct.Struct(">qi")  # the checksum is a Java long holding an unsigned 32-bit value
 _ZXID_IN_HDR = struct.Struct(">q")  # TxnHeader: clientId long, cxid int, zxid long ...
 _ZXID_OFFSET = 12
-_TXN_HEADER_SIZE = 8 + 4 + 8 + 8 + 4
+_TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
+_TXN_HEADER_SIZE = _TXN_HEADER.size
 _ZERO_FRAME = bytes(_CRC_LEN.size)
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
@@ -141,6 +142,37 @@ class TxnLogWriter:
         buf += _ZERO_FRAME
         buf += entry
         self._seal(start, zxid)
+
+    def append_batch(self, batch: Iterable[tuple[TxnHeader, object, bytes | None]]) -> None:
+        """Buffer a batch of ``(header, txn, raw)`` in order, as :meth:`append` would each.
+
+        ``raw`` is the txn record already encoded (the standalone server cuts it from the
+        request): the entry is then framed here in one loop, without encoding anything."""
+        buf = self._buf
+        pack_head = _TXN_HEADER.pack
+        pack_frame = _CRC_LEN.pack
+        adler32 = zlib.adler32
+        max_bytes = self.max_entry_bytes
+        for hdr, txn, raw in batch:
+            if raw is None:
+                self.append(hdr, txn)
+                continue
+            zxid = hdr.zxid
+            entry = pack_head(hdr.clientId, hdr.cxid, zxid, hdr.time, hdr.type) + raw
+            n = len(entry)
+            if n > max_bytes:
+                raise ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
+                                 f"{max_bytes}-byte limit readers accept")
+            buf += pack_frame(adler32(entry), n)
+            buf += entry
+            buf.append(EOR)
+            if zxid <= self.last_zxid:
+                log.warning("zxid %#x appended after %#x", zxid, self.last_zxid)
+            else:
+                self.last_zxid = zxid
+            if self._buf_count == 0:
+                self._buf_first_zxid = zxid
+            self._buf_count += 1
 
     def _seal(self, start: int, zxid: int) -> None:
         buf = self._buf
