@@ -54,6 +54,8 @@ from zkpy.tree.datatree import DataTree
 from zkpy.tree.node import (
     EPHEMERAL_NORMAL,
     PERSISTED,
+    PERSISTED_VERSIONS,
+    PERSISTED_VERSIONS_AT,
     ephemeral_type,
     ttl_owner,
     wrap_int32,
@@ -63,6 +65,7 @@ from zkpy.tree.paths import InvalidPathError, validate_path
 _INT = struct.Struct(">i")
 TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
 _BOOL_INT = struct.Struct(">?i")
+_VERSIONS_OWNER = PERSISTED_VERSIONS.unpack_from
 _SET_DATA = int(OpCode.setData)
 _CREATE, _CREATE2, _DELETE = int(OpCode.create), int(OpCode.create2), int(OpCode.delete)
 # The encoded Id world:anyone as a create request carries it (ustring scheme, ustring id).
@@ -269,16 +272,19 @@ class Preparer:
         (expected,) = _INT.unpack_from(body, pos)
         rec = self.by_path.get(path)
         if rec is None:
-            node = self.tree.get_node(path)
+            tree = self.tree
+            node = tree.get_node(path)
             if node is None:
                 return None
-            _cz, _mz, _ct, _mt, version, cver, aver, owner, _pz = PERSISTED.unpack(node.stat)
+            version, cver, aver, owner = _VERSIONS_OWNER(node.stat, PERSISTED_VERSIONS_AT)
             acl_id = node.acl
-            world = self.tree.acls.world_perms.get(acl_id, 0)
+            acls = tree.acls
+            world = acls.world_perms.get(acl_id, 0)
             if not world & PERM_WRITE:
                 return None
-            acl = self.tree.acls.lookup(acl_id)
-            child_count = node.num_children
+            acl = acls.lookup(acl_id)
+            ch = node.children
+            child_count = len(ch) if ch else 0
         else:
             world = rec.world
             if not rec.exists or world & PERM_WRITE == 0:
@@ -302,11 +308,12 @@ class Preparer:
         rec = self.by_path.get(path)
         if rec is not None:
             return rec if rec.exists else None
-        node = self.tree.get_node(path)
+        tree = self.tree
+        node = tree.get_node(path)
         if node is None:
             return None
-        _cz, _mz, _ct, _mt, version, cver, aver, owner, _pz = PERSISTED.unpack(node.stat)
-        acls = self.tree.acls
+        version, cver, aver, owner = _VERSIONS_OWNER(node.stat, PERSISTED_VERSIONS_AT)
+        acls = tree.acls
         aid = node.acl
         ch = node.children
         return ChangeRecord(-1, path, True, version, cver, aver, owner, len(ch) if ch else 0, acls.lookup(aid),

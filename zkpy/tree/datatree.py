@@ -38,6 +38,8 @@ from zkpy.tree.node import (
     EPHEMERAL_NORMAL,
     EPHEMERAL_TTL,
     PERSISTED,
+    PERSISTED_VERSIONS,
+    PERSISTED_VERSIONS_AT,
     WIRE_STAT,
     Node,
     data_length,
@@ -144,17 +146,20 @@ class DataTree:
     # ------------------------------------------------------------------ reads
 
     def get_node(self, path: str) -> Node | None:
-        if path == "/" or path == "":  # ZooKeeper keeps "" as an alias of the root
-            return self.root
         node = self.root
-        for name in path[1:].split("/"):
+        if path == "/" or path == "":  # ZooKeeper keeps "" as an alias of the root
+            return node
+        names = iter(path.split("/"))  # one split, no slice of the path: this runs per request
+        if next(names):
+            return None  # not absolute
+        for name in names:
             ch = node.children
             if ch is None:
                 return None
             node = ch.get(name)  # type: ignore[assignment]
             if node is None:
                 return None
-        return node if path[:1] == "/" else None
+        return node
 
     def acl_of(self, node: Node) -> list[ACL]:
         return self.acls.lookup(node.acl)
@@ -359,7 +364,7 @@ class DataTree:
         self.node_count -= 1
         self.approximate_data_size -= len(path) + data_length(node.data)
         self.acls.remove_usage(node.acl)
-        owner = PERSISTED.unpack(node.stat)[7]
+        owner = PERSISTED_VERSIONS.unpack_from(node.stat, PERSISTED_VERSIONS_AT)[3]
         if owner:
             kind = ephemeral_type(owner, self.extended_types)
             if kind == EPHEMERAL_CONTAINER:

@@ -15,6 +15,10 @@ from zkpy.proto.records import Stat, StatPersisted
 
 # StatPersisted: czxid mzxid ctime mtime version cversion aversion ephemeralOwner pzxid
 PERSISTED = struct.Struct(">qqqqiiiqq")
+# Its version, cversion, aversion and ephemeralOwner alone (unpack_from at PERSISTED_VERSIONS_AT):
+# what validating a write needs, without allocating its zxids and times as ints.
+PERSISTED_VERSIONS = struct.Struct(">iiiq")
+PERSISTED_VERSIONS_AT = 32
 # Stat as clients see it: ... ephemeralOwner dataLength numChildren pzxid
 WIRE_STAT = struct.Struct(">qqqqiiiqiiq")
 _EMPTY_STAT = PERSISTED.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)
