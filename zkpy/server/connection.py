@@ -257,7 +257,7 @@ class ClientConnection(asyncio.Protocol):
             if op == _SYNC and server.deferred_sync:
                 server.process_sync(self, xid, body)  # type: ignore[attr-defined]
             elif self.queue:
-                self.queue.append(Pending(xid, op, body, started=server.clock))
+                self.queue.append(Pending(xid, op, body, None, None, None, server.clock))
             else:
                 server.process_read(self, xid, op, body)
         elif op in WRITE_OPS:

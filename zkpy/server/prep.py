@@ -87,6 +87,7 @@ def _world_perms_of(acl: Sequence[ACL] | None) -> int:
     return perms
 
 
+_DOT_NAMES = frozenset({"", ".", ".."})
 _SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"})
 _TTL_MAX = 0x000000FFFFFFFFFF
 
@@ -181,7 +182,8 @@ class Preparer:
         self.session_live = session_live or (lambda sid: True)
         self.extended_types = extended_types
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self.outstanding: deque[ChangeRecord] = deque()
+        # (zxid, record) in zxid order; a record changed in place appears once per zxid.
+        self.outstanding: deque[tuple[int, ChangeRecord]] = deque()
         self.by_path: dict[str, ChangeRecord] = {}
         # The inline paths for common requests; off only in tests that compare them with the general one.
         self.fast_paths = True
@@ -203,19 +205,24 @@ class Preparer:
         return rec
 
     def _add(self, rec: ChangeRecord) -> None:
+        """Make ``rec`` the state of its path as of ``rec.zxid``.
+
+        Also for a record that is the path's state already, changed in place by a later txn
+        (the fast paths do that to a parent instead of copying it): it is queued again under
+        its new zxid, and only that entry retires it."""
         journal = self._journal
         if journal is not None and rec.path not in journal:
             journal[rec.path] = self.by_path.get(rec.path)
-        self.outstanding.append(rec)
+        self.outstanding.append((rec.zxid, rec))
         self.by_path[rec.path] = rec
 
     def retire(self, zxid: int) -> None:
         """Drop the change records of every txn up to ``zxid``: the tree holds them now."""
         out = self.outstanding
         by_path = self.by_path
-        while out and out[0].zxid <= zxid:
-            rec = out.popleft()
-            if by_path.get(rec.path) is rec:
+        while out and out[0][0] <= zxid:
+            rec = out.popleft()[1]
+            if rec.zxid <= zxid and by_path.get(rec.path) is rec:
                 del by_path[rec.path]
 
     def reset(self) -> None:
@@ -347,7 +354,13 @@ class Preparer:
         pcv = parent.cversion
         if flags & 2:
             path = f"{path}{pcv:010d}"
-        if not _VALID_PATH.fullmatch(path) or self._known(path) is not None:
+        # The parent exists, so its path is valid: only the new name needs a look (a printable
+        # ASCII name that is not "", "." or ".." is valid; anything else gets the full rule).
+        name = path[i + 1 :]
+        if not (name.isascii() and name.isprintable()) or name in _DOT_NAMES:
+            if not _VALID_PATH.fullmatch(path):
+                return None
+        if self._known(path) is not None:
             return None
         zxid = self.next_zxid()
         new_cv = pcv + 1 if pcv < 0x7FFFFFFF else wrap_int32(pcv + 1)
@@ -355,7 +368,9 @@ class Preparer:
         if acl is None:
             acl = _OPEN_ACLS[perms] = [ACL(perms, Id("world", "anyone"))]
         ephemeral = bool(flags & 1)
-        parent = parent.copy(zxid)
+        # Changed in place, not copied: a fast path never runs inside a multi, whose rollback
+        # needs the records as they were.
+        parent.zxid = zxid
         parent.child_count += 1
         parent.cversion = new_cv
         self._add(parent)
@@ -390,7 +405,7 @@ class Preparer:
         if parent is None or not parent.world & PERM_DELETE:
             return None
         zxid = self.next_zxid()
-        parent = parent.copy(zxid)
+        parent.zxid = zxid  # in place, as in _fast_create
         parent.child_count -= 1
         self._add(parent)
         self._add(ChangeRecord(zxid, path, False))
@@ -405,7 +420,7 @@ class Preparer:
             return Prepared(hdr, CreateSessionTxn(timeout_ms))
         # Ephemerals of the session as of all outstanding changes.
         paths = set(self.tree.session_ephemerals(session_id))
-        for rec in self.outstanding:
+        for _zxid, rec in self.outstanding:
             if not rec.exists:
                 paths.discard(rec.path)
             elif rec.owner == session_id:

@@ -285,7 +285,7 @@ class QuorumPeerServer(ZooKeeperServer):
             return
         self.touch(conn)
         self.stats.packets_received += 1
-        pending = Pending(xid, op, body, prepared=True)
+        pending = Pending(xid, op, body, True)
         conn.enqueue_write(pending)
         self._forward(in_flight(None, conn, pending), conn.session_id, xid, op, body,  # type: ignore[arg-type]
                       list(conn.auth_ids))

@@ -343,7 +343,7 @@ class ZooKeeperServer:
             self.sessions.touch_session(sess, self.clock_ms)  # type: ignore[arg-type]
         self.stats.packets_received += 1
         prepared = self.preparer.prepare(op, body, conn.session_id, xid, conn.auth_ids, live)
-        pending = Pending(xid, op, body, prepared, conn, started=self.clock)
+        pending = Pending(xid, op, body, prepared, conn, None, self.clock)  # positional: no kwargs dict per write
         conn.queue.append(pending)
         self._submit(pending)
 
