@@ -29,7 +29,11 @@ AclKey = tuple[tuple[int, str | None, str | None], ...]
 
 
 def acl_key(acls: Sequence[ACL]) -> AclKey:
-    return tuple((a.perms, a.id.scheme, a.id.id) for a in acls)
+    if len(acls) == 1:  # the common case (one per create), without a generator
+        a = acls[0]
+        i = a.id
+        return ((a.perms, i.scheme, i.id),)
+    return tuple([(a.perms, a.id.scheme, a.id.id) for a in acls])
 
 
 class AclCache:

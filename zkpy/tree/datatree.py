@@ -10,6 +10,7 @@ clock.  Watches are not the tree's: it reports each change to a listener.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,6 +62,12 @@ _CLOSE_SESSION = int(OpCode.closeSession)
 _ERROR = int(OpCode.error)
 _CHECK = int(OpCode.check)
 _MULTI = int(OpCode.multi)
+# A parent's stat changes only from its cversion on (create) or in its pzxid (delete): those
+# parts are rewritten alone, the zxids and times before them copied as bytes.
+_CVERSION_TO_PZXID = struct.Struct(">iiqq")  # cversion, aversion, ephemeralOwner, pzxid
+_CVERSION_AT = PERSISTED.size - _CVERSION_TO_PZXID.size
+_LONG = struct.Struct(">q")
+_PZXID_AT = PERSISTED.size - _LONG.size
 
 QUOTA_ROOT = "/zookeeper/quota"
 LIMIT_NODE = "zookeeper_limits"
@@ -316,12 +323,12 @@ class DataTree:
             ch = parent.children = {}
         elif name in ch:
             raise errors.NodeExistsError()
-        pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, _ppzxid = PERSISTED.unpack(parent.stat)
+        pstat = parent.stat
+        pcver, paver, powner, _ppzxid = _CVERSION_TO_PZXID.unpack_from(pstat, _CVERSION_AT)
         if parent_cversion == -1:
             parent_cversion = pcver + 1
         if parent_cversion > pcver:
-            parent.stat = PERSISTED.pack(pczxid, pmzxid, pctime, pmtime, pver, parent_cversion, paver,
-                                         powner, zxid)
+            parent.stat = pstat[:_CVERSION_AT] + _CVERSION_TO_PZXID.pack(parent_cversion, paver, powner, zxid)
         node = Node(data, self.acls.intern(acl),
                     PERSISTED.pack(zxid, zxid, time, time, 0, 0, 0, owner, zxid))
         ch[name] = node
@@ -358,9 +365,9 @@ class DataTree:
         if parent is None or not parent.children or name not in parent.children:
             raise errors.NoNodeError()
         node = parent.children.pop(name)
-        pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, ppzxid = PERSISTED.unpack(parent.stat)
-        if zxid > ppzxid:
-            parent.stat = PERSISTED.pack(pczxid, pmzxid, pctime, pmtime, pver, pcver, paver, powner, zxid)
+        pstat = parent.stat
+        if zxid > _LONG.unpack_from(pstat, _PZXID_AT)[0]:
+            parent.stat = pstat[:_PZXID_AT] + _LONG.pack(zxid)
         self.node_count -= 1
         self.approximate_data_size -= len(path) + data_length(node.data)
         self.acls.remove_usage(node.acl)
