@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Awaitable
+from pathlib import Path
 
-from zkpy.proto.records import TxnHeader
+import pytest
+
+from zkpy.proto.records import SetDataTxn, TxnHeader
 from zkpy.server.commit import APPLY_CHUNK, CommitPipeline, MemoryOnly
+from zkpy.server.persistence import TxnLogDurability
+from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter
 
 
 class HeldLog:
@@ -60,3 +67,118 @@ def test_small_batches_have_no_chunk_flush_and_memory_only_chunks_too() -> None:
     assert "chunk done" not in events and events.count("batch done") == 2
     events = run_pipeline(MemoryOnly(), APPLY_CHUNK + 1, 0)
     assert events.count("chunk done") == 1 and events[-1] == "batch done"
+
+
+class SlowFirstFlush(TxnLogWriter):
+    """A real log writer whose first flush waits until the test lets it go."""
+
+    def __init__(self, log_dir: Path, fail: bool = False) -> None:
+        super().__init__(log_dir, prealloc_bytes=64 * 1024)
+        self.go = threading.Event()
+        self.flushes = 0
+        self.fail = fail
+
+    def flush(self, sync: bool = True) -> None:
+        self.flushes += 1
+        if self.flushes == 1:
+            assert self.go.wait(10)
+            if self.fail:
+                raise OSError(5, "Input/output error")
+        super().flush(sync)
+
+
+def _submit_in_turns(pipeline: CommitPipeline, turns: int, per_turn: int, roll_at: int | None = None,
+                     durability: TxnLogDurability | None = None, first_zxid: int = 1) -> Awaitable[None]:
+    async def go() -> None:
+        zxid = first_zxid - 1
+        for turn in range(turns):
+            if turn == roll_at and durability is not None:
+                durability.request_roll()
+            for _ in range(per_turn):
+                zxid += 1
+                txn = SetDataTxn("/n", b"v", zxid)
+                pipeline.submit(zxid, TxnHeader(1, zxid, zxid, 0, 5), txn, txn.to_bytes())
+            await asyncio.sleep(0)  # end of the turn: this batch goes to the log thread
+    return go()
+
+
+def test_batches_handed_over_while_the_log_is_busy_share_one_fsync(tmp_path: Path) -> None:
+    writer = SlowFirstFlush(tmp_path)
+    durability = TxnLogDurability(writer, 1000)
+    applied: list[object] = []
+
+    async def go() -> None:
+        pipeline = CommitPipeline(durability, applied.append, lambda: applied.append("batch done"))
+        await _submit_in_turns(pipeline, 1, 3)
+        await asyncio.sleep(0.05)  # the log thread is inside the first flush now
+        await _submit_in_turns(pipeline, 5, 4, roll_at=2, durability=durability, first_zxid=4)
+        assert [a for a in applied if a != "batch done"] == []  # nothing acknowledged before its fsync
+        writer.go.set()
+        await pipeline.drain()
+        assert writer.flushes == 2 and durability.stats.fsync_count == 2  # five turns, one fsync
+
+    asyncio.run(go())
+    durability.close()
+    assert [a for a in applied if a != "batch done"] == list(range(1, 24))
+    assert durability.stats.txns == 23
+    # The roll asked for before the third turn's batch started a new file at its first zxid.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.1", f"log.{3 + 2 * 4 + 1:x}"]
+    assert [e.hdr.zxid for e in TxnLogIterator(tmp_path, 0)] == list(range(1, 24))
+
+
+def test_a_failed_fsync_acknowledges_nothing_of_its_batch_or_later(tmp_path: Path) -> None:
+    writer = SlowFirstFlush(tmp_path, fail=True)
+    durability = TxnLogDurability(writer, 1000)
+    applied: list[object] = []
+    failures: list[bool] = []
+
+    async def go() -> None:
+        pipeline = CommitPipeline(durability, applied.append, lambda: None)
+        pipeline.on_failure = lambda: failures.append(True)
+        await _submit_in_turns(pipeline, 1, 2)
+        await asyncio.sleep(0.05)
+        await _submit_in_turns(pipeline, 2, 2, first_zxid=3)
+        writer.go.set()
+        await pipeline.drain()
+        assert isinstance(pipeline.failed, OSError)
+        with pytest.raises(RuntimeError, match="transaction log failed"):
+            pipeline.submit(99, TxnHeader(1, 99, 99, 0, 5), None)
+
+    asyncio.run(go())
+    durability.close()
+    assert applied == [] and failures == [True]
+
+
+class OutOfOrderLog:
+    """A backend whose syncs finish in reverse order: batches must still apply in order."""
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Future[None]] = []
+
+    def append(self, hdr: TxnHeader, txn: object, raw: bytes | None = None) -> None:
+        pass
+
+    def sync(self) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append(done)
+        return done
+
+
+def test_batches_apply_in_the_order_they_were_handed_over() -> None:
+    applied: list[object] = []
+
+    async def go() -> None:
+        log = OutOfOrderLog()
+        pipeline = CommitPipeline(log, applied.append, lambda: applied.append("|"))  # type: ignore[arg-type]
+        await _submit_in_turns(pipeline, 3, 2)
+        await asyncio.sleep(0)
+        assert len(log.waiting) == 3
+        for done in reversed(log.waiting):
+            done.set_result(None)
+            await asyncio.sleep(0)
+            if done is not log.waiting[0]:
+                assert applied == []
+        await pipeline.drain()
+
+    asyncio.run(go())
+    assert applied == [1, 2, "|", 3, 4, "|", 5, 6, "|"]

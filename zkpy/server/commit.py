@@ -1,10 +1,10 @@
 """Group commit: prepared txns become durable in batches, then are applied in zxid order.
 
-The pipeline collects the txns prepared during an event-loop turn, asks the
-durability backend to make them durable with one fsync (standalone: the
-transaction log, written off the event loop), and then hands each to
-``on_commit`` in order.  Txns prepared while a sync runs form the next batch,
-so write throughput grows with concurrency.
+The pipeline collects the txns prepared during an event-loop turn and, at the end of the
+turn, hands them to the durability backend as one batch (standalone: the transaction log's
+thread, which writes every batch handed over while it was busy with one fsync).  Batches
+become durable in order; each is then handed to ``on_commit`` txn by txn, so write
+throughput grows with concurrency and the disk never waits for the event loop.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from zkpy.proto.jute import Record
@@ -31,10 +32,11 @@ class Durability(Protocol):
 
     def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         """Queue a txn (``raw``: the txn record already encoded, when known); it is not durable
-        until :meth:`sync` returns."""
+        until the awaitable of a later :meth:`sync` is done."""
 
-    async def sync(self) -> None:
-        """Make every txn appended so far durable."""
+    def sync(self) -> Awaitable[None]:
+        """Make every txn appended so far durable; several syncs may be under way at once
+        (the pipeline applies their batches in the order it asked for them)."""
 
 
 class MemoryOnly:
@@ -45,6 +47,11 @@ class MemoryOnly:
 
     async def sync(self) -> None:
         return None
+
+
+def _consume(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 class CommitPipeline:
@@ -58,7 +65,8 @@ class CommitPipeline:
         # Called after every APPLY_CHUNK txns of a large batch (the server flushes its answers).
         self.on_chunk_done: Callable[[], None] = lambda: None
         self._batch: list[object] = []
-        self._task: asyncio.Task[None] | None = None
+        # Batches handed to the backend, oldest first, with what says they are durable.
+        self._syncing: deque[tuple[list[object], asyncio.Future[None]]] = deque()
         self._memory = isinstance(durability, MemoryOnly)
         self._scheduled = False
         self.failed: BaseException | None = None
@@ -74,18 +82,49 @@ class CommitPipeline:
             raise RuntimeError("the transaction log failed; the server is shutting down") from self.failed
         self.durability.append(hdr, txn, raw)
         self._batch.append(item)
-        if self._memory:
-            if not self._scheduled:
-                self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._commit_memory)
-        elif self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_memory if self._memory else self._hand_over)
 
     def _commit_memory(self) -> None:
         self._scheduled = False
         batch, self._batch = self._batch, []
         self.clock = time.time()
         self._apply(batch)
+
+    def _hand_over(self) -> None:
+        # End of the loop turn that prepared these txns: one batch for the backend.
+        self._scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch or self.failed is not None:
+            return
+        durable = asyncio.ensure_future(self.durability.sync())
+        self._syncing.append((batch, durable))
+        durable.add_done_callback(self._on_durable)
+
+    def _on_durable(self, _done: asyncio.Future[None]) -> None:
+        syncing = self._syncing
+        while syncing and syncing[0][1].done():
+            batch, durable = syncing.popleft()
+            error = BaseException("the sync was cancelled") if durable.cancelled() else durable.exception()
+            if error is not None:
+                self._fail(error)
+                return
+            self.clock = time.time()
+            self._apply(batch)
+
+    def _fail(self, error: BaseException) -> None:
+        # A failed fsync must not be acknowledged, ever: this batch, the ones after it and
+        # everything not handed over yet are dropped unanswered.
+        self.failed = error
+        self._batch.clear()
+        for _batch, durable in self._syncing:
+            # Their failures are this one: mark them seen rather than have each logged.
+            durable.add_done_callback(_consume)
+        self._syncing.clear()
+        log.critical("transaction log failure, no further writes are acknowledged: %s", error)
+        if self.on_failure is not None:
+            self.on_failure()
 
     def _apply(self, batch: list[object]) -> None:
         if len(batch) > APPLY_CHUNK:
@@ -98,40 +137,12 @@ class CommitPipeline:
                 self.on_commit(item)
         self.on_batch_done()
 
-    async def _run(self) -> None:
-        # The next batch's write + fsync starts as soon as the previous one is durable, before
-        # that one is applied and answered: the disk is never idle while the loop applies.
-        loop = asyncio.get_running_loop()
-        batch, self._batch = self._batch, []
-        syncing = loop.create_task(self.durability.sync())
-        try:
-            while batch:
-                await syncing
-                nxt, self._batch = self._batch, []
-                if nxt:
-                    syncing = loop.create_task(self.durability.sync())
-                self.clock = time.time()
-                self._apply(batch)
-                batch = nxt
-                if not batch and self._batch:
-                    # Prepared while this batch was applied: take them now rather than return.
-                    batch, self._batch = self._batch, []
-                    syncing = loop.create_task(self.durability.sync())
-        except Exception as e:  # a failed fsync must not be acknowledged, ever
-            self.failed = e
-            self._batch.clear()
-            log.critical("transaction log failure, no further writes are acknowledged: %s", e)
-            if self.on_failure is not None:
-                self.on_failure()
-        finally:
-            self._task = None
-
     async def drain(self) -> None:
-        """Wait until everything submitted so far is applied."""
+        """Wait until everything submitted so far is applied (or the log failed)."""
         for _ in range(10000):
-            if not self._batch and self._task is None and not self._scheduled:
+            if self.failed is not None or (not self._batch and not self._syncing and not self._scheduled):
                 return
-            if self._task is not None:
-                await asyncio.shield(self._task)
-            else:
-                await asyncio.sleep(0)
+            if self._syncing:
+                last = self._syncing[-1][1]
+                await asyncio.wait([last])
+            await asyncio.sleep(0)

@@ -1,9 +1,9 @@
 """Durability for the standalone server: the transaction log, snapshots, recovery and retention.
 
 - **Group commit.**  :class:`TxnLogDurability` is the commit pipeline's backend:
-  txns prepared during an event-loop turn are handed as one batch to a single
-  worker thread that appends them and issues one write and one fdatasync; only
-  then are they applied and acknowledged (DESIGN invariant 3).
+  the txns prepared during an event-loop turn are handed as one batch to the log's own
+  thread, which writes every batch handed over while it was busy with one write and one
+  fdatasync; only then are they applied and acknowledged (DESIGN invariant 3).
 - **Snapshots** every ``snapCount/2 + random(snapCount/2)`` txns (or when the
   log passes half the size limit plus a random part), as ZooKeeper randomizes
   them so that ensemble members do not snapshot at once.  The log is rolled at
@@ -25,9 +25,11 @@ import asyncio
 import gc
 import logging
 import os
+import queue
 import random
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -80,17 +82,26 @@ class LogStats:
 
 
 class TxnLogDurability:
-    """The commit pipeline's Durability: one write + one fsync per batch, off the event loop."""
+    """The commit pipeline's Durability: the transaction log, written by a thread of its own.
+
+    Each :meth:`sync` hands the txns appended since the previous one to the log thread and
+    returns a future.  The thread takes everything handed over by the time it is free, writes
+    it with one ``pwrite`` and one ``fdatasync``, resolves those futures with one wake-up of
+    the event loop, and goes straight on with what arrived meanwhile: the next fsync never
+    waits for the event loop to get round to starting it."""
 
     def __init__(self, writer: TxnLogWriter, fsync_warning_ms: int) -> None:
         self.writer = writer
         self.stats = LogStats()
         self.fsync_warning_ms = fsync_warning_ms
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-txnlog")
-        self._pending: list[tuple[TxnHeader, Record | None]] = []
+        self._pending: list[tuple[TxnHeader, Record | None, bytes | None]] = []
         self._roll_next = False
         self.bytes_since_roll = 0
         self.metrics: Any = None  # the server's ServerMetrics, once attached
+        # (txns, roll first, future, its loop), or None to stop the thread.
+        self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         self._pending.append((hdr, txn, raw))
@@ -99,17 +110,60 @@ class TxnLogDurability:
         """Start a new log file before the next batch (taken with a snapshot)."""
         self._roll_next = True
 
-    async def sync(self) -> None:
+    def sync(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         batch, self._pending = self._pending, []
         roll, self._roll_next = self._roll_next, False
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, roll)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._log_thread, name="zkpy-txnlog", daemon=True)
+            self._thread.start()
+        self._handed.put((batch, roll, done, loop))
+        return done
 
-    def _write(self, batch: list[tuple[TxnHeader, Record | None, bytes | None]], roll: bool) -> None:
+    def _log_thread(self) -> None:
+        handed = self._handed
+        while True:
+            first = handed.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while True:  # everything handed over meanwhile shares this write and fsync
+                try:
+                    nxt = handed.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            error = self._failure
+            if error is None:
+                try:
+                    self._write(group)
+                except BaseException as e:  # handed to the loop: nothing of the group is acknowledged
+                    error = self._failure = e
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for _batch, _roll, done, loop in group:
+                by_loop.setdefault(loop, []).append(done)
+            for loop, futures in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_resolve, futures, error)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody waits any more
+            if stop:
+                return
+
+    def _write(self, group: list[_Handed]) -> None:
         writer = self.writer
-        if roll:
-            writer.roll()
-            self.bytes_since_roll = 0
-        writer.append_batch(batch)
+        n = 0
+        for batch, roll, _done, _loop in group:
+            if roll:
+                writer.roll()  # what is buffered goes to the old file, the rest to a new one
+                self.bytes_since_roll = 0
+            writer.append_batch(batch)
+            n += len(batch)
         started = time.monotonic()
         writer.flush(sync=True)
         ms = (time.monotonic() - started) * 1000
@@ -120,17 +174,32 @@ class TxnLogDurability:
         if self.metrics is not None:
             self.metrics.fsync_time.add(int(ms))
         st.batches += 1
-        st.txns += len(batch)
+        st.txns += n
         if ms > self.fsync_warning_ms:
             st.fsync_threshold_exceeded += 1
             log.warning("fsync-ing the write ahead log took %.0fms which will adversely effect operation "
                         "latency.", ms)
 
     def close(self) -> None:
-        try:
-            self._executor.submit(self.writer.close).result(timeout=30)
-        finally:
-            self._executor.shutdown(wait=True)
+        thread = self._thread
+        if thread is not None:
+            self._handed.put(None)  # after everything handed over before it
+            thread.join(timeout=30)
+        self.writer.close()
+
+
+_Handed = tuple[list[tuple[TxnHeader, "Record | None", "bytes | None"]], bool, "asyncio.Future[None]",
+                asyncio.AbstractEventLoop]
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for done in futures:
+        if done.done():
+            continue  # cancelled: its waiter is gone
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 def encode_node_into(buf: bytearray, path: str, node: Node) -> None:
