@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.quorum_sim.helpers import entry, history, make_leader, make_learner, packet, peer, persist_all, take
 from zkpy.proto.records import Id
@@ -544,3 +546,34 @@ def test_leader_reports_its_followers_and_proposals_for_metrics():
     stats = core.stats()
     assert (stats["role"], stats["phase"], stats["synced_followers"], stats["pending_proposals"]) == (
         "leading", "broadcast", 1, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["append", "between", "between", "trim", "truncate"]),
+                                st.integers(0, 40), st.integers(0, 40)), max_size=60))
+def test_history_between_agrees_with_a_plain_filter_whatever_came_before(steps) -> None:
+    # between() resumes where the previous call stopped; appends, trims and rewinds in between
+    # must never make it answer differently from a filter over what the history holds.
+    h = History(0, 0, limit=4)
+    held: list[int] = []
+    for action, a, b in steps:
+        if action == "append":
+            z = (held[-1] if held else h.base) + 1 + a % 3
+            h.append(z, entry(z))
+            held.append(z)
+        elif action == "trim":
+            h.trim(keep_after=a)
+            held = [z for z in held if z > h.base]
+        elif action == "truncate" and held:
+            to = max(h.floor, min(held[-1], a))
+            h.truncate(to)
+            held = [z for z in held if z <= to and z > h.base]
+        elif action == "between":
+            lo = max(h.base, min(a, b))
+            hi = max(a, b)
+            expected = [z for z in held if lo < z <= hi]
+            assert [z for z, _ in h.between(lo, hi)] == expected
+            assert [e for _, e in h.between(lo, hi)] == [entry(z) for z in expected]
+            if expected:  # the usual next call: the range right after the last one
+                nxt = [z for z in held if expected[-1] < z <= expected[-1] + b]
+                assert [z for z, _ in h.between(expected[-1], expected[-1] + b)] == nxt

@@ -18,7 +18,7 @@ class History:
     starts from); ``base`` (>= floor) is the zxid just before the first entry held here.
     """
 
-    __slots__ = ("base", "durable", "entries", "floor", "generation", "limit", "zxids")
+    __slots__ = ("_next", "base", "durable", "entries", "floor", "generation", "limit", "zxids")
 
     def __init__(self, floor: int = 0, base: int | None = None,
                  entries: list[tuple[int, bytes]] | None = None, limit: int = 100_000) -> None:
@@ -29,6 +29,9 @@ class History:
         self.zxids: list[int] = []
         self.entries: list[bytes] = []
         self.limit = max(1, limit)
+        # Where the previous between() stopped: applying commits asks for the range right after
+        # it each time, which then costs no search of the (up to limit-long) zxid list.
+        self._next = 0
         for z, e in entries or ():
             self.append(z, e)
         self.durable = self.last  # what a driver loads from disk is durable
@@ -65,9 +68,17 @@ class History:
         """Entries with lo < zxid <= hi; ``lo`` must not be below the base."""
         if lo < self.base:
             raise ValueError(f"0x{lo:x} is before the history held (base 0x{self.base:x})")
-        i = bisect_right(self.zxids, lo)
-        j = bisect_right(self.zxids, hi)
-        return list(zip(self.zxids[i:j], self.entries[i:j], strict=True))
+        zxids = self.zxids
+        i = self._next
+        # The hint is only trusted when it checks out, so trims and rewinds need not maintain it.
+        if not ((0 < i <= len(zxids) and zxids[i - 1] == lo) or (i == 0 and lo == self.base)):
+            i = bisect_right(zxids, lo)
+        n = len(zxids)
+        j = i
+        while j < n and zxids[j] <= hi:  # as long as the copy below: no search
+            j += 1
+        self._next = j
+        return list(zip(zxids[i:j], self.entries[i:j], strict=True))
 
     def append(self, zxid: int, entry: bytes) -> None:
         if zxid <= self.last:
