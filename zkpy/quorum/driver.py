@@ -6,7 +6,8 @@ items, report to the server.  Persist items go to one worker thread; consecutive
 batches share an fsync (group commit), and ``PeerCore.persisted`` is called once they are
 durable -- only then does the core emit what depended on them (ACKs, ACKEPOCH, ...).
 Time reaches the core through a tick task that wakes at the core's next deadline
-(at least every ``MAX_TICK_SLEEP_S``).
+(at least every ``MAX_TICK_SLEEP_S``), and sooner only when a pump brings that deadline
+forward.
 
 What the server provides is the :class:`ServerHooks` protocol.
 """
@@ -88,6 +89,9 @@ class QuorumDriver:
         self._persist_queue: list[tuple[int, list[PersistItem]]] = []
         self._persist_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()
+        # When the tick loop wakes next by itself (driver clock, ms): a pump wakes it sooner
+        # only for a deadline before that, not after every pump.
+        self._wake_at_ms = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._pumping = False
         self._pump_scheduled = False
@@ -242,7 +246,9 @@ class QuorumDriver:
                 self._handle(rd)
         finally:
             self._pumping = False
-        self._tick_wake.set()
+        deadline = self.core.next_deadline()
+        if deadline is not None and deadline < self._wake_at_ms:
+            self._tick_wake.set()
 
     def _handle(self, rd: Ready) -> None:
         hooks = self.hooks
@@ -294,6 +300,7 @@ class QuorumDriver:
             deadline = core.next_deadline()
             wait = MAX_TICK_SLEEP_S if deadline is None else (deadline - now) / 1000
             wait = min(max(wait, MIN_TICK_SLEEP_S), MAX_TICK_SLEEP_S)
+            self._wake_at_ms = now + int(wait * 1000)
             self._tick_wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), wait)
