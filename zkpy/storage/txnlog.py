@@ -161,30 +161,30 @@ class TxnLogWriter:
             entry = pack_head(hdr.clientId, hdr.cxid, zxid, hdr.time, hdr.type) + raw
             n = len(entry)
             if n > max_bytes:
-                raise ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
-                                 f"{max_bytes}-byte limit readers accept")
+                raise self._too_long(zxid, n)
             buf += pack_frame(adler32(entry), n)
             buf += entry
             buf.append(EOR)
-            if zxid <= self.last_zxid:
-                log.warning("zxid %#x appended after %#x", zxid, self.last_zxid)
-            else:
-                self.last_zxid = zxid
-            if self._buf_count == 0:
-                self._buf_first_zxid = zxid
-            self._buf_count += 1
+            self._counted(zxid)
 
     def _seal(self, start: int, zxid: int) -> None:
         buf = self._buf
         n = len(buf) - start - _CRC_LEN.size
         if n > self.max_entry_bytes:
             del buf[start:]
-            raise ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
-                             f"{self.max_entry_bytes}-byte limit readers accept")
+            raise self._too_long(zxid, n)
         with memoryview(buf) as mv:
             crc = zlib.adler32(mv[start + _CRC_LEN.size:])
         _CRC_LEN.pack_into(buf, start, crc, n)
         buf.append(EOR)
+        self._counted(zxid)
+
+    def _too_long(self, zxid: int, n: int) -> ValueError:
+        return ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
+                          f"{self.max_entry_bytes}-byte limit readers accept")
+
+    def _counted(self, zxid: int) -> None:
+        """Bookkeeping of one sealed entry."""
         if zxid <= self.last_zxid:
             # Apache only warns here; refusing would stop the server for a harmless duplicate.
             log.warning("zxid %#x appended after %#x", zxid, self.last_zxid)
