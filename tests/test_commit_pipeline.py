@@ -182,3 +182,21 @@ def test_batches_apply_in_the_order_they_were_handed_over() -> None:
 
     asyncio.run(go())
     assert applied == [1, 2, "|", 3, 4, "|", 5, 6, "|"]
+
+
+def test_an_entry_too_long_for_the_log_fails_the_pipeline_unacknowledged(tmp_path: Path) -> None:
+    durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024, max_entry_bytes=200), 1000)
+    applied: list[object] = []
+
+    async def go() -> None:
+        pipeline = CommitPipeline(durability, applied.append, lambda: None)
+        small, big = SetDataTxn("/n", b"v", 1), SetDataTxn("/n", b"x" * 500, 2)
+        pipeline.submit(1, TxnHeader(1, 1, 1, 0, 5), small, small.to_bytes())
+        pipeline.submit(2, TxnHeader(1, 2, 2, 0, 5), big, big.to_bytes())
+        await pipeline.drain()
+        assert isinstance(pipeline.failed, ValueError)
+
+    asyncio.run(go())
+    durability.close()
+    assert applied == []
+    assert list(TxnLogIterator(tmp_path, 0)) == []

@@ -22,6 +22,7 @@ from zkpy.storage.txnlog import (
     LogFileReader,
     TxnLogIterator,
     TxnLogWriter,
+    frame_txns,
     last_logged_zxid,
     padded_size,
     truncate_log,
@@ -121,7 +122,7 @@ def test_append_raw_writes_a_marshalled_entry(tmp_path: Path) -> None:
     assert (tmp_path / "log.9").exists() and e.txn == DeleteTxn("/gone")
 
 
-def test_append_batch_writes_the_same_bytes_as_appending_one_by_one(tmp_path: Path) -> None:
+def test_framed_batch_writes_the_same_bytes_as_appending_one_by_one(tmp_path: Path) -> None:
     # Entries whose record comes already encoded (raw) and entries to encode, interleaved.
     txns = [(_hdr(z), SetDataTxn("/n", b"v" * z, z)) if z % 3 else (_hdr(z, OpCode.delete), DeleteTxn(f"/d{z}"))
             for z in range(1, 40)]
@@ -132,17 +133,21 @@ def test_append_batch_writes_the_same_bytes_as_appending_one_by_one(tmp_path: Pa
         for hdr, txn in txns:
             w.append(hdr, txn)
     with TxnLogWriter(batched, prealloc_bytes=PREALLOC) as w:
-        w.append_batch([(hdr, txn, txn.to_bytes() if hdr.zxid % 2 else None) for hdr, txn in txns])
+        framed = frame_txns([(hdr, txn, txn.to_bytes() if hdr.zxid % 2 else None) for hdr, txn in txns],
+                            w.max_entry_bytes)
+        assert (framed.first_zxid, framed.last_zxid, framed.count) == (1, 39, 39)
+        w.append_framed(framed)
         assert w.last_zxid == 39 and w.pending_count == 39
     assert (batched / "log.1").read_bytes() == (one_by_one / "log.1").read_bytes()
     assert [e.txn for e in TxnLogIterator(batched, 0)] == [txn for _, txn in txns]
 
 
-def test_append_batch_refuses_an_oversized_entry_and_keeps_the_ones_before(tmp_path: Path) -> None:
+def test_a_batch_with_an_oversized_entry_is_refused_whole(tmp_path: Path) -> None:
     w = TxnLogWriter(tmp_path, max_entry_bytes=1000)
-    ok, big = SetDataTxn("/n", b"ok", 1), SetDataTxn("/n", b"x" * 2000, 2)
+    ok, big = SetDataTxn("/n", b"ok", 2), SetDataTxn("/n", b"x" * 2000, 3)
+    w.append(_hdr(1), ok)
     with pytest.raises(ValueError, match="over the 1000-byte limit"):
-        w.append_batch([(_hdr(1), ok, ok.to_bytes()), (_hdr(2), big, big.to_bytes())])
+        w.append_framed(frame_txns([(_hdr(2), ok, ok.to_bytes()), (_hdr(3), big, big.to_bytes())], 1000))
     w.close()
     assert _zxids(tmp_path) == [1]
 

@@ -35,17 +35,19 @@ from pathlib import Path
 
 from zkpy.proto.jute import MAX_BUFFER_DEFAULT
 from zkpy.proto.records import FileHeader, TxnDigest, TxnHeader
-from zkpy.proto.txns import LogEntry, TxnDecodeError, decode_txn, encode_txn_into
+from zkpy.proto.txns import LogEntry, TxnDecodeError, decode_txn, encode_txn, encode_txn_into
 from zkpy.storage.errors import CorruptLogError, StorageError
 from zkpy.storage.files import fsync_dir, list_logs, log_name
 
 __all__ = [
     "PREALLOC_DEFAULT_BYTES",
     "TXNLOG_MAGIC",
+    "FramedTxns",
     "LogEnd",
     "LogFileReader",
     "TxnLogIterator",
     "TxnLogWriter",
+    "frame_txns",
     "last_logged_zxid",
     "log_files_for",
     "read_log",
@@ -83,6 +85,54 @@ def padded_size(position: int, file_size: int, prealloc_bytes: int) -> int:
         else:
             file_size += prealloc_bytes
     return file_size
+
+
+def _too_long(zxid: int, n: int, max_entry_bytes: int) -> ValueError:
+    return ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
+                      f"{max_entry_bytes}-byte limit readers accept")
+
+
+@dataclass(slots=True)
+class FramedTxns:
+    """Log records ready to be written: framed and checksummed, in zxid order."""
+
+    data: bytearray
+    first_zxid: int
+    last_zxid: int
+    count: int
+
+
+def frame_txns(batch: Iterable[tuple[TxnHeader, object, bytes | None]], max_entry_bytes: int) -> FramedTxns:
+    """Frame ``(header, txn, raw)`` entries as :meth:`TxnLogWriter.append` would each.
+
+    ``raw`` is the txn record already encoded (the standalone server cuts it from the
+    request), else the txn is encoded here.  Raises ValueError, and frames nothing, when an
+    entry is over ``max_entry_bytes``."""
+    buf = bytearray()
+    pack_head = _TXN_HEADER.pack
+    pack_frame = _CRC_LEN.pack
+    adler32 = zlib.adler32
+    first = last = -1
+    count = 0
+    for hdr, txn, raw in batch:
+        zxid = hdr.zxid
+        if raw is None:
+            entry = encode_txn(hdr, txn)  # type: ignore[arg-type]
+        else:
+            entry = pack_head(hdr.clientId, hdr.cxid, zxid, hdr.time, hdr.type) + raw
+        n = len(entry)
+        if n > max_entry_bytes:
+            raise _too_long(zxid, n, max_entry_bytes)
+        buf += pack_frame(adler32(entry), n)
+        buf += entry
+        buf.append(EOR)
+        if count == 0:
+            first = zxid
+        elif zxid <= last:
+            log.warning("zxid %#x appended after %#x", zxid, last)
+        last = max(last, zxid)
+        count += 1
+    return FramedTxns(buf, first, last, count)
 
 
 class TxnLogWriter:
@@ -143,48 +193,29 @@ class TxnLogWriter:
         buf += entry
         self._seal(start, zxid)
 
-    def append_batch(self, batch: Iterable[tuple[TxnHeader, object, bytes | None]]) -> None:
-        """Buffer a batch of ``(header, txn, raw)`` in order, as :meth:`append` would each.
-
-        ``raw`` is the txn record already encoded (the standalone server cuts it from the
-        request): the entry is then framed here in one loop, without encoding anything."""
-        buf = self._buf
-        pack_head = _TXN_HEADER.pack
-        pack_frame = _CRC_LEN.pack
-        adler32 = zlib.adler32
-        max_bytes = self.max_entry_bytes
-        for hdr, txn, raw in batch:
-            if raw is None:
-                self.append(hdr, txn)
-                continue
-            zxid = hdr.zxid
-            entry = pack_head(hdr.clientId, hdr.cxid, zxid, hdr.time, hdr.type) + raw
-            n = len(entry)
-            if n > max_bytes:
-                raise self._too_long(zxid, n)
-            buf += pack_frame(adler32(entry), n)
-            buf += entry
-            buf.append(EOR)
-            self._counted(zxid)
+    def append_framed(self, framed: FramedTxns) -> None:
+        """Buffer records :func:`frame_txns` made (elsewhere: the event loop, while the log
+        thread holds on to nothing but the write and the fsync)."""
+        if not framed.count:
+            return
+        self._buf += framed.data
+        if framed.first_zxid <= self.last_zxid:
+            log.warning("zxid %#x appended after %#x", framed.first_zxid, self.last_zxid)
+        self.last_zxid = max(self.last_zxid, framed.last_zxid)
+        if self._buf_count == 0:
+            self._buf_first_zxid = framed.first_zxid
+        self._buf_count += framed.count
 
     def _seal(self, start: int, zxid: int) -> None:
         buf = self._buf
         n = len(buf) - start - _CRC_LEN.size
         if n > self.max_entry_bytes:
             del buf[start:]
-            raise self._too_long(zxid, n)
+            raise _too_long(zxid, n, self.max_entry_bytes)
         with memoryview(buf) as mv:
             crc = zlib.adler32(mv[start + _CRC_LEN.size:])
         _CRC_LEN.pack_into(buf, start, crc, n)
         buf.append(EOR)
-        self._counted(zxid)
-
-    def _too_long(self, zxid: int, n: int) -> ValueError:
-        return ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
-                          f"{self.max_entry_bytes}-byte limit readers accept")
-
-    def _counted(self, zxid: int) -> None:
-        """Bookkeeping of one sealed entry."""
         if zxid <= self.last_zxid:
             # Apache only warns here; refusing would stop the server for a harmless duplicate.
             log.warning("zxid %#x appended after %#x", zxid, self.last_zxid)
