@@ -33,6 +33,15 @@ def kazoo(hosts: str, **kw) -> KazooClient:
     return client
 
 
+def create_path(hosts: str, path: str) -> None:
+    """``path`` created through a client of its own, closed again."""
+    zk = kazoo(hosts)
+    try:
+        zk.ensure_path(path)
+    finally:
+        zk.stop()
+
+
 def member_client(m: ServerProcess) -> KazooClient:
     return kazoo(m.hosts)
 
@@ -279,9 +288,7 @@ def test_five_members_survive_two_failures_and_stop_at_three(tmp_path: Path) -> 
     ens = make_ensemble("zkpy", tmp_path / "five", n=5, first_ip=101)
     ens.start()
     try:
-        setup = kazoo(ens.hosts)
-        setup.ensure_path("/five")
-        setup.stop()
+        create_path(ens.hosts, "/five")
         with Writer(ens.hosts, "/five") as writer:
             time.sleep(1.0)
             old_leader = ens.leader()
@@ -396,9 +403,7 @@ def test_partitioned_leader_stops_serving_and_rejoins_after_heal(tmp_path: Path)
     ens = make_ensemble("zkpy", tmp_path / "part", n=3, first_ip=71)
     ens.start()
     try:
-        zk = kazoo(ens.hosts)
-        zk.ensure_path("/part")
-        zk.stop()
+        create_path(ens.hosts, "/part")
         old = ens.leader()
         isolated = ens.members[old].host
         others = [m.host for sid, m in ens.members.items() if sid != old]

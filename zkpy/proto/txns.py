@@ -35,6 +35,7 @@ from zkpy.proto.records import (
 )
 
 __all__ = [
+    "TXN_HEADER",
     "LogEntry",
     "TxnDecodeError",
     "decode_multi",
@@ -50,6 +51,7 @@ _LENGTH_LIMIT = 2 * MAX_BUFFER_DEFAULT
 # An ACL vector longer than this is decoded but not remembered (bounds the memo below).
 _ACL_MEMO_MAX_BYTES = 4096
 _INT = struct.Struct(">i")
+TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
 _BOOL_INT = struct.Struct(">?i")
 # TxnHeader (clientId, cxid, zxid, time, type) and the int after it.
 _HEAD = struct.Struct(">qiqqii")

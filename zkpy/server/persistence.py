@@ -382,7 +382,6 @@ class SnapshotSchedule:
         return self.txns > self.roll_at or bool(self.size_roll_at and log_bytes > self.size_roll_at)
 
 
-
 def start_autopurge(config: Any, executor: ThreadPoolExecutor) -> asyncio.Task[None] | None:
     """``autopurge.purgeInterval`` hours > 0: purge every so often in ``executor`` (the snapshot
     thread, so a purge never races a snapshot being written); None when disabled."""

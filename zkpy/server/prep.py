@@ -49,6 +49,7 @@ from zkpy.proto.records import (
     Txn,
     TxnHeader,
 )
+from zkpy.proto.txns import TXN_HEADER
 from zkpy.tree.acl import PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE, AuthRegistry
 from zkpy.tree.datatree import DataTree
 from zkpy.tree.node import (
@@ -63,7 +64,6 @@ from zkpy.tree.node import (
 from zkpy.tree.paths import InvalidPathError, validate_path
 
 _INT = struct.Struct(">i")
-TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
 _BOOL_INT = struct.Struct(">?i")
 _VERSIONS_OWNER = PERSISTED_VERSIONS.unpack_from
 _SET_DATA = int(OpCode.setData)
@@ -148,7 +148,6 @@ def _check_version(current: int, expected: int, path: str) -> int:
     return wrap_int32(current + 1)
 
 
-
 def _path_and_data(body: bytes, n: int, min_path: int) -> tuple[str, int, bytes | None, int] | None:
     """(path, where it ends, data, where the data ends) of a request that starts with a ustring
     path of at least ``min_path`` bytes and a buffer (setData, create); None when malformed."""
@@ -167,6 +166,7 @@ def _path_and_data(body: bytes, n: int, min_path: int) -> tuple[str, int, bytes 
     if dlen < 0 or pos + dlen > n:
         return None
     return path, path_end, body[pos : pos + dlen], pos + dlen
+
 
 class Preparer:
     """Validates write requests against tree + outstanding changes and assigns zxids."""

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from zkpy.proto.jute import MAX_BUFFER_DEFAULT
 from zkpy.proto.records import FileHeader, TxnDigest, TxnHeader
-from zkpy.proto.txns import LogEntry, TxnDecodeError, decode_txn, encode_txn, encode_txn_into
+from zkpy.proto.txns import TXN_HEADER, LogEntry, TxnDecodeError, decode_txn, encode_txn
 from zkpy.storage.errors import CorruptLogError, StorageError
 from zkpy.storage.files import fsync_dir, list_logs, log_name
 
@@ -69,9 +69,7 @@ EOR = 0x42
 _CRC_LEN = struct.Struct(">qi")  # the checksum is a Java long holding an unsigned 32-bit value
 _ZXID_IN_HDR = struct.Struct(">q")  # TxnHeader: clientId long, cxid int, zxid long ...
 _ZXID_OFFSET = 12
-_TXN_HEADER = struct.Struct(">qiqqi")  # TxnHeader: clientId, cxid, zxid, time, type
-_TXN_HEADER_SIZE = _TXN_HEADER.size
-_ZERO_FRAME = bytes(_CRC_LEN.size)
+_TXN_HEADER_SIZE = TXN_HEADER.size
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
@@ -87,9 +85,15 @@ def padded_size(position: int, file_size: int, prealloc_bytes: int) -> int:
     return file_size
 
 
-def _too_long(zxid: int, n: int, max_entry_bytes: int) -> ValueError:
-    return ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
-                      f"{max_entry_bytes}-byte limit readers accept")
+def _frame_into(buf: bytearray, entry: bytes | bytearray | memoryview, zxid: int, max_entry_bytes: int) -> None:
+    """One record: adler32(entry), len(entry), entry, 'B'."""
+    n = len(entry)
+    if n > max_entry_bytes:
+        raise ValueError(f"log entry for zxid {zxid:#x} is {n} bytes, over the "
+                         f"{max_entry_bytes}-byte limit readers accept")
+    buf += _CRC_LEN.pack(zlib.adler32(entry), n)
+    buf += entry
+    buf.append(EOR)
 
 
 @dataclass(slots=True)
@@ -103,16 +107,15 @@ class FramedTxns:
 
 
 def frame_txns(batch: Iterable[tuple[TxnHeader, object, bytes | None]], max_entry_bytes: int) -> FramedTxns:
-    """Frame ``(header, txn, raw)`` entries as :meth:`TxnLogWriter.append` would each.
+    """Frame ``(header, txn, raw)`` entries, in zxid order, as :meth:`TxnLogWriter.append`
+    would each.
 
     ``raw`` is the txn record already encoded (the standalone server cuts it from the
     request), else the txn is encoded here.  Raises ValueError, and frames nothing, when an
     entry is over ``max_entry_bytes``."""
     buf = bytearray()
-    pack_head = _TXN_HEADER.pack
-    pack_frame = _CRC_LEN.pack
-    adler32 = zlib.adler32
-    first = last = -1
+    pack_head = TXN_HEADER.pack
+    first = zxid = -1
     count = 0
     for hdr, txn, raw in batch:
         zxid = hdr.zxid
@@ -120,19 +123,11 @@ def frame_txns(batch: Iterable[tuple[TxnHeader, object, bytes | None]], max_entr
             entry = encode_txn(hdr, txn)  # type: ignore[arg-type]
         else:
             entry = pack_head(hdr.clientId, hdr.cxid, zxid, hdr.time, hdr.type) + raw
-        n = len(entry)
-        if n > max_entry_bytes:
-            raise _too_long(zxid, n, max_entry_bytes)
-        buf += pack_frame(adler32(entry), n)
-        buf += entry
-        buf.append(EOR)
+        _frame_into(buf, entry, zxid, max_entry_bytes)
         if count == 0:
             first = zxid
-        elif zxid <= last:
-            log.warning("zxid %#x appended after %#x", zxid, last)
-        last = max(last, zxid)
         count += 1
-    return FramedTxns(buf, first, last, count)
+    return FramedTxns(buf, first, zxid, count)
 
 
 class TxnLogWriter:
@@ -176,54 +171,31 @@ class TxnLogWriter:
 
     def append(self, hdr: TxnHeader, txn: object, digest: TxnDigest | None = None) -> None:
         """Buffer one entry (encoded and checksummed now, written at the next flush)."""
-        buf = self._buf
-        start = len(buf)
-        buf += _ZERO_FRAME
-        encode_txn_into(buf, hdr, txn, digest)  # type: ignore[arg-type]
-        self._seal(start, hdr.zxid)
+        self.append_raw(encode_txn(hdr, txn, digest))  # type: ignore[arg-type]
 
     def append_raw(self, entry: bytes | bytearray | memoryview) -> None:
         """Buffer an already marshalled entry (TxnHeader + txn [+ digest]), e.g. a PROPOSAL's data."""
         if len(entry) < _TXN_HEADER_SIZE:
             raise ValueError(f"log entry of {len(entry)} bytes is shorter than a TxnHeader")
         (zxid,) = _ZXID_IN_HDR.unpack_from(entry, _ZXID_OFFSET)
-        buf = self._buf
-        start = len(buf)
-        buf += _ZERO_FRAME
-        buf += entry
-        self._seal(start, zxid)
+        _frame_into(self._buf, entry, zxid, self.max_entry_bytes)
+        self._appended(zxid, zxid, 1)
 
     def append_framed(self, framed: FramedTxns) -> None:
         """Buffer records :func:`frame_txns` made (elsewhere: the event loop, while the log
         thread holds on to nothing but the write and the fsync)."""
-        if not framed.count:
-            return
-        self._buf += framed.data
-        if framed.first_zxid <= self.last_zxid:
-            log.warning("zxid %#x appended after %#x", framed.first_zxid, self.last_zxid)
-        self.last_zxid = max(self.last_zxid, framed.last_zxid)
-        if self._buf_count == 0:
-            self._buf_first_zxid = framed.first_zxid
-        self._buf_count += framed.count
+        if framed.count:
+            self._buf += framed.data
+            self._appended(framed.first_zxid, framed.last_zxid, framed.count)
 
-    def _seal(self, start: int, zxid: int) -> None:
-        buf = self._buf
-        n = len(buf) - start - _CRC_LEN.size
-        if n > self.max_entry_bytes:
-            del buf[start:]
-            raise _too_long(zxid, n, self.max_entry_bytes)
-        with memoryview(buf) as mv:
-            crc = zlib.adler32(mv[start + _CRC_LEN.size:])
-        _CRC_LEN.pack_into(buf, start, crc, n)
-        buf.append(EOR)
-        if zxid <= self.last_zxid:
+    def _appended(self, first_zxid: int, last_zxid: int, count: int) -> None:
+        if first_zxid <= self.last_zxid:
             # Apache only warns here; refusing would stop the server for a harmless duplicate.
-            log.warning("zxid %#x appended after %#x", zxid, self.last_zxid)
-        else:
-            self.last_zxid = zxid
+            log.warning("zxid %#x appended after %#x", first_zxid, self.last_zxid)
+        self.last_zxid = max(self.last_zxid, last_zxid)
         if self._buf_count == 0:
-            self._buf_first_zxid = zxid
-        self._buf_count += 1
+            self._buf_first_zxid = first_zxid
+        self._buf_count += count
 
     # ------------------------------------------------------------------ writing
 

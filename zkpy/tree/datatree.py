@@ -10,7 +10,6 @@ clock.  Watches are not the tree's: it reports each change to a listener.
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +38,10 @@ from zkpy.tree.node import (
     EPHEMERAL_NORMAL,
     EPHEMERAL_TTL,
     PERSISTED,
+    PERSISTED_CVERSION_AT,
+    PERSISTED_FROM_CVERSION,
+    PERSISTED_PZXID,
+    PERSISTED_PZXID_AT,
     PERSISTED_VERSIONS,
     PERSISTED_VERSIONS_AT,
     WIRE_STAT,
@@ -62,13 +65,6 @@ _CLOSE_SESSION = int(OpCode.closeSession)
 _ERROR = int(OpCode.error)
 _CHECK = int(OpCode.check)
 _MULTI = int(OpCode.multi)
-# A parent's stat changes only from its cversion on (create) or in its pzxid (delete): those
-# parts are rewritten alone, the zxids and times before them copied as bytes.
-_CVERSION_TO_PZXID = struct.Struct(">iiqq")  # cversion, aversion, ephemeralOwner, pzxid
-_CVERSION_AT = PERSISTED.size - _CVERSION_TO_PZXID.size
-_LONG = struct.Struct(">q")
-_PZXID_AT = PERSISTED.size - _LONG.size
-
 QUOTA_ROOT = "/zookeeper/quota"
 LIMIT_NODE = "zookeeper_limits"
 STAT_NODE = "zookeeper_stats"
@@ -324,11 +320,13 @@ class DataTree:
         elif name in ch:
             raise errors.NodeExistsError()
         pstat = parent.stat
-        pcver, paver, powner, _ppzxid = _CVERSION_TO_PZXID.unpack_from(pstat, _CVERSION_AT)
+        pcver, paver, powner, _ppzxid = PERSISTED_FROM_CVERSION.unpack_from(pstat, PERSISTED_CVERSION_AT)
         if parent_cversion == -1:
             parent_cversion = pcver + 1
         if parent_cversion > pcver:
-            parent.stat = pstat[:_CVERSION_AT] + _CVERSION_TO_PZXID.pack(parent_cversion, paver, powner, zxid)
+            # Only the part from the cversion on changes: the zxids and times before it are copied.
+            parent.stat = pstat[:PERSISTED_CVERSION_AT] + PERSISTED_FROM_CVERSION.pack(parent_cversion, paver,
+                                                                                      powner, zxid)
         node = Node(data, self.acls.intern(acl),
                     PERSISTED.pack(zxid, zxid, time, time, 0, 0, 0, owner, zxid))
         ch[name] = node
@@ -366,8 +364,8 @@ class DataTree:
             raise errors.NoNodeError()
         node = parent.children.pop(name)
         pstat = parent.stat
-        if zxid > _LONG.unpack_from(pstat, _PZXID_AT)[0]:
-            parent.stat = pstat[:_PZXID_AT] + _LONG.pack(zxid)
+        if zxid > PERSISTED_PZXID.unpack_from(pstat, PERSISTED_PZXID_AT)[0]:
+            parent.stat = pstat[:PERSISTED_PZXID_AT] + PERSISTED_PZXID.pack(zxid)
         self.node_count -= 1
         self.approximate_data_size -= len(path) + data_length(node.data)
         self.acls.remove_usage(node.acl)

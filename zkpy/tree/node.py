@@ -19,6 +19,12 @@ PERSISTED = struct.Struct(">qqqqiiiqq")
 # what validating a write needs, without allocating its zxids and times as ints.
 PERSISTED_VERSIONS = struct.Struct(">iiiq")
 PERSISTED_VERSIONS_AT = 32
+# Its tail from the cversion on (cversion, aversion, ephemeralOwner, pzxid), and its pzxid: what
+# a child's create or delete changes in a parent, rewritten alone.
+PERSISTED_FROM_CVERSION = struct.Struct(">iiqq")
+PERSISTED_CVERSION_AT = PERSISTED.size - PERSISTED_FROM_CVERSION.size
+PERSISTED_PZXID = struct.Struct(">q")
+PERSISTED_PZXID_AT = PERSISTED.size - PERSISTED_PZXID.size
 # Stat as clients see it: ... ephemeralOwner dataLength numChildren pzxid
 WIRE_STAT = struct.Struct(">qqqqiiiqiiq")
 _EMPTY_STAT = PERSISTED.pack(0, 0, 0, 0, 0, 0, 0, 0, 0)
