@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 from zkpy.proto.constants import OpCode
 from zkpy.proto.records import CreateTxn, TxnHeader
 from zkpy.quorum.disk import QuorumDisk
+from zkpy.quorum.driver import DiskThread
 from zkpy.quorum.effects import AppendEntries, InstallSnapshot, SetAcceptedEpoch, SetCurrentEpoch, TruncateLog
 from zkpy.quorum.snapwire import encode_database
 from zkpy.quorum.zxid import make_zxid
@@ -23,7 +26,7 @@ def create(zxid: int, path: str) -> bytes:
 
 
 def appends(*zxids: int) -> AppendEntries:
-    return AppendEntries(tuple(zxids), tuple(create(z, f"/n{z:x}") for z in zxids))
+    return AppendEntries(list(zxids), [create(z, f"/n{z:x}") for z in zxids])
 
 
 def open_disk(path: Path) -> QuorumDisk:
@@ -97,3 +100,87 @@ def test_a_snapshot_from_the_leader_replaces_the_history(tmp_path: Path):
     db, state = open_disk(tmp_path).load()
     assert db.last_zxid == z and state.floor_zxid == z and list(state.entries) == []
     assert db.tree.get_node("/L100000001") is not None and db.tree.get_node("/n100000002") is None
+
+
+def run_disk_thread(disk: QuorumDisk, batches: list[list], hold_first: bool = True) -> list[tuple]:
+    """Hand ``batches`` (tokens 1, 2, ...) to a DiskThread, the later ones while the first is being
+    written; returns what the loop was told, in order."""
+
+    async def main() -> list[tuple]:
+        loop = asyncio.get_running_loop()
+        reports: list[tuple] = []
+        all_done = asyncio.Event()
+        writing, release = threading.Event(), threading.Event()
+        real = disk.persist
+
+        def persist(items, applied, sync=True):
+            if hold_first and not writing.is_set():
+                writing.set()
+                release.wait(10)
+            return real(items, applied, sync)
+
+        disk.persist = persist  # type: ignore[method-assign]
+
+        def done(token, database, error):
+            reports.append((token, database, error))
+            if token == len(batches) or error is not None:
+                all_done.set()
+
+        worker = DiskThread(disk, loop, done, "test-disk")
+        worker.hand_over(1, disk.frame(batches[0]), 0)
+        if hold_first:
+            await loop.run_in_executor(None, writing.wait, 10)
+        for token, items in enumerate(batches[1:], 2):
+            worker.hand_over(token, disk.frame(items), 0)
+        release.set()
+        await asyncio.wait_for(all_done.wait(), 10)
+        await loop.run_in_executor(None, worker.stop)
+        return reports
+
+    return asyncio.run(main())
+
+
+def test_batches_handed_over_while_the_disk_is_busy_share_one_fsync(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    syncs = []
+    real_flush = disk.writer.flush
+    disk.writer.flush = lambda sync=True: (syncs.append(sync), real_flush(sync))  # type: ignore[method-assign]
+    batches = [[appends(make_zxid(1, 1))], [appends(make_zxid(1, 2))], [appends(make_zxid(1, 3), make_zxid(1, 4))]]
+    reports = run_disk_thread(disk, batches)
+    assert [token for token, _, _ in reports] == [1, 3]  # the second group reports its last token only
+    assert syncs.count(True) == 2
+    assert logged(disk) == [make_zxid(1, i) for i in (1, 2, 3, 4)]
+    disk.close()
+
+
+def test_after_a_failed_batch_the_disk_thread_makes_nothing_later_durable(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    real = disk.persist
+
+    def failing(items, applied, sync=True):
+        if any(isinstance(i, SetCurrentEpoch) for i in items):
+            raise OSError("disk full")
+        return real(items, applied, sync)
+
+    disk.persist = failing  # type: ignore[method-assign]
+    batches = [[appends(make_zxid(1, 1))], [SetCurrentEpoch(1)], [appends(make_zxid(1, 2))]]
+    reports = run_disk_thread(disk, batches, hold_first=False)
+    (token, _, error), = [r for r in reports if r[2] is not None]
+    assert isinstance(error, OSError) and token >= 2
+    assert make_zxid(1, 2) not in logged(disk)
+    disk.close()
+
+
+def test_framed_entries_are_logged_as_appended_ones(tmp_path: Path):
+    a, b = open_disk(tmp_path / "a"), open_disk(tmp_path / "b")
+    a.load()
+    b.load()
+    batch = appends(make_zxid(1, 1), make_zxid(1, 2))
+    a.persist([batch], 0)
+    b.persist(b.frame([batch]), 0)
+    assert a.writer.current_path is not None and b.writer.current_path is not None
+    assert a.writer.current_path.read_bytes() == b.writer.current_path.read_bytes()
+    a.close()
+    b.close()

@@ -114,7 +114,7 @@ def test_learner_connection_carries_quorum_packets_and_a_snapshot():
 
 def test_quorum_packets_parse_from_any_split_of_the_stream():
     from zkpy.proto.records import Id
-    from zkpy.quorum.transport import encode_quorum_packet, parse_quorum_packet
+    from zkpy.quorum.wire import encode_quorum_packet, parse_quorum_packet
 
     packets = [wire.packet(wire.PROPOSAL, 5, b"txn bytes"), wire.packet(wire.COMMIT, 5),
                wire.packet(wire.REQUEST, 0, b"req", [Id("digest", "u:x"), Id("ip", "127.0.0.1")]),
@@ -140,7 +140,7 @@ def test_quorum_packet_with_an_impossible_length_is_refused():
 
     import pytest
 
-    from zkpy.quorum.transport import parse_quorum_packet
+    from zkpy.quorum.wire import parse_quorum_packet
 
     with pytest.raises(wire.WireError):
         parse_quorum_packet(struct.pack(">iqi", wire.PROPOSAL, 1, -7) + b"\0" * 8, 0)

@@ -10,7 +10,7 @@ from zkpy.proto.constants import OpCode
 from zkpy.proto.records import ACL, CreateSessionTxn, CreateTxn, Id, LearnerInfo, QuorumPacket, TxnHeader
 from zkpy.quorum import wire
 from zkpy.quorum.snapwire import decode_database, encode_database, read_snapshot_bytes, signature
-from zkpy.quorum.transport import parse_quorum_packet
+from zkpy.quorum.wire import parse_quorum_packet
 from zkpy.server.database import Database
 from zkpy.tree.acl import OPEN_ACL_UNSAFE
 
@@ -87,6 +87,16 @@ def test_quorum_packet_reads_back_from_a_stream():
     second, end = parsed
     assert first == qp and end == len(stream)
     assert (second.type, second.zxid, second.data) == (wire.PING, 5, None)
+
+
+@pytest.mark.parametrize("ptype,zxid,data", [(wire.PROPOSAL, 0x100000001, b"txn"), (wire.COMMIT, 0x100000001, None),
+                                             (wire.ACK, -1, None), (wire.PING, 5, b"")])
+def test_encoded_packets_are_the_jute_record(ptype: int, zxid: int, data: bytes | None):
+    assert wire.encode_packet(ptype, zxid, data) == QuorumPacket(ptype, zxid, data, None).to_bytes()
+    stream = wire.encode_packet(ptype, zxid, data)
+    for cut in range(len(stream)):  # a packet cut short anywhere is incomplete, not misread
+        assert parse_quorum_packet(stream[:cut], 0) is None
+    assert parse_quorum_packet(bytearray(stream), 0) == (QuorumPacket(ptype, zxid, data, None), len(stream))
 
 
 def sample_db() -> Database:

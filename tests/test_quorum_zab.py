@@ -199,7 +199,7 @@ def test_leader_sends_a_snapshot_with_the_database_at_its_zxid():
     persist_all(core, take(core))
     core.quorum_packet(10, ackepoch(make_zxid(1, 1), 1))
     fx = take(core)
-    snap = [o for o in fx.packets if o.packet.type == wire.SNAP]
+    snap = [o for o in fx.packets if o.packet is not None and o.packet.type == wire.SNAP]
     assert len(snap) == 1 and snap[0].with_snapshot and snap[0].packet.zxid == make_zxid(1, 5)
 
 
@@ -234,6 +234,46 @@ def test_leader_commits_in_zxid_order():
     assert take(core).apply == []
     core.quorum_packet(conn, packet(wire.ACK, z1))
     assert [z for z, _ in take(core).apply] == [z1, z2]
+
+
+def test_leader_logs_the_proposals_of_one_ready_as_one_batch_and_commits_them_together():
+    core, conn = established_leader()
+    zs = [core.propose(entry(i)) for i in (1, 2, 3)]
+    fx = take(core)
+    assert len(fx.readies) == 1 and fx.persist == [AppendEntries(zs, [p.data for p in fx.sent(conn)])]
+    assert len(fx.packets) == 1 and fx.sent_types(conn) == ["PROPOSAL"] * 3  # one send of three packets
+    core.quorum_packets(conn, [(packet(wire.ACK, z), None) for z in zs])
+    assert take(core).apply == []  # the leader's own log is not durable yet
+    released = persist_all(core, fx)
+    assert released.sent(conn, wire.COMMIT) == [packet(wire.COMMIT, z) for z in zs]
+    assert [z for z, _ in released.apply] == zs and len(released.packets) == 1
+
+
+def test_leader_counts_its_own_vote_up_to_what_its_log_holds():
+    core, conn = established_leader()
+    z1 = core.propose(entry(1))
+    first = take(core)
+    z2 = core.propose(entry(2))
+    second = take(core)
+    core.quorum_packets(conn, [(packet(wire.ACK, z1), None), (packet(wire.ACK, z2), None)])
+    assert take(core).apply == []
+    assert [z for z, _ in persist_all(core, first).apply] == [z1]  # z2 is not in its log yet
+    assert [z for z, _ in persist_all(core, second).apply] == [z2]
+
+
+def test_leader_commits_with_two_followers_before_its_own_fsync():
+    core, conn = established_leader(voters=(1, 2, 3))
+    core.quorum_accepted(11)
+    core.quorum_packet(11, follower_info(2, accepted=1))
+    core.quorum_packet(11, ackepoch(0, 0))
+    core.quorum_packet(11, packet(wire.ACK, E1))
+    take(core)
+    zxid = core.propose(entry(1))
+    take(core)
+    core.quorum_packet(conn, packet(wire.ACK, zxid))
+    assert take(core).apply == []
+    core.quorum_packet(11, packet(wire.ACK, zxid))  # 1 and 2 are a quorum of three
+    assert [z for z, _ in take(core).apply] == [zxid]
 
 
 def test_leader_does_not_count_observer_acks():
@@ -376,8 +416,8 @@ def test_learner_persists_the_synced_history_before_its_new_epoch_and_then_acks(
     core.quorum_packet(conn, packet(wire.PROPOSAL, *new))  # proposed, not committed yet
     core.quorum_packet(conn, packet(wire.NEWLEADER, make_zxid(2, 0)))
     fx = take(core)
-    assert fx.persist == [AppendEntries(tuple(z for z, _ in old), tuple(d for _, d in old)),
-                          SetCurrentEpoch(2), AppendEntries((new[0],), (new[1],))]
+    assert fx.persist == [AppendEntries([z for z, _ in old], [d for _, d in old]),
+                          SetCurrentEpoch(2), AppendEntries([new[0]], [new[1]])]
     assert fx.sent(conn) == [] and fx.apply == []
     released = persist_all(core, fx)
     assert released.sent(conn) == [packet(wire.ACK, make_zxid(2, 0)), packet(wire.ACK, new[0])]
@@ -444,8 +484,43 @@ def test_follower_acks_a_proposal_once_it_is_durable():
     z = make_zxid(2, 1)
     core.quorum_packet(conn, packet(wire.PROPOSAL, z, entry(1, z)))
     fx = take(core)
-    assert fx.persist == [AppendEntries((z,), (entry(1, z),))] and fx.sent(conn) == []
+    assert fx.persist == [AppendEntries([z], [entry(1, z)])] and fx.sent(conn) == []
     assert persist_all(core, fx).sent(conn) == [packet(wire.ACK, z)]
+
+
+def test_follower_logs_the_proposals_of_one_read_together_and_acks_each_once_durable():
+    core, conn = active_learner()
+    zs = [make_zxid(2, i) for i in (1, 2, 3)]
+    core.quorum_packets(conn, [(packet(wire.PROPOSAL, z, entry(i, z)), None) for i, z in enumerate(zs)])
+    fx = take(core)
+    assert fx.persist == [AppendEntries(zs, [entry(i, z) for i, z in enumerate(zs)])] and fx.sent(conn) == []
+    released = persist_all(core, fx)
+    assert released.sent(conn) == [packet(wire.ACK, z) for z in zs] and len(released.packets) == 1
+    core.quorum_packets(conn, [(packet(wire.COMMIT, z), None) for z in zs])
+    fx = take(core)
+    assert fx.apply == [(z, entry(i, z)) for i, z in enumerate(zs)] and len(fx.readies) == 1
+
+
+def test_follower_acks_proposals_logged_in_separate_batches_as_each_becomes_durable():
+    core, conn = active_learner()
+    z1, z2 = make_zxid(2, 1), make_zxid(2, 2)
+    core.quorum_packet(conn, packet(wire.PROPOSAL, z1, entry(1, z1)))
+    first = take(core)
+    core.quorum_packet(conn, packet(wire.PROPOSAL, z2, entry(2, z2)))
+    second = take(core)
+    assert persist_all(core, first).sent(conn) == [packet(wire.ACK, z1)]
+    assert persist_all(core, second).sent(conn) == [packet(wire.ACK, z2)]
+
+
+def test_packets_to_a_connection_keep_their_order_around_encoded_ones():
+    core, conn = active_learner()
+    z = make_zxid(2, 1)
+    core.quorum_packet(conn, packet(wire.PROPOSAL, z, entry(1, z)))
+    fx = take(core)
+    core.persisted(fx.tokens[-1])  # the ACK goes out encoded ...
+    core.forward(b"write")  # ... then a REQUEST as a packet ...
+    core.quorum_packet(conn, packet(wire.PING, 4))  # ... then the PING reply
+    assert take(core).sent_types(conn) == ["ACK", "REQUEST", "PING"]
 
 
 def test_follower_applies_on_commit():
@@ -471,7 +546,7 @@ def test_observer_logs_and_applies_what_it_is_informed_of():
     z = make_zxid(2, 1)
     core.quorum_packet(conn, packet(wire.INFORM, z, entry(1, z)))
     fx = take(core)
-    assert fx.apply == [(z, entry(1, z))] and fx.persist == [AppendEntries((z,), (entry(1, z),))]
+    assert fx.apply == [(z, entry(1, z))] and fx.persist == [AppendEntries([z], [entry(1, z)])]
     assert persist_all(core, fx).sent(conn) == []  # observers never acknowledge
 
 

@@ -58,8 +58,8 @@ class Effects:
         return [rd.persist_token for rd in self.readies if rd.persist]
 
     def sent(self, conn: int | None = None, ptype: int | None = None) -> list[QuorumPacket]:
-        return [o.packet for o in self.packets
-                if (conn is None or o.conn == conn) and (ptype is None or o.packet.type == ptype)]
+        return [qp for o in self.packets if conn is None or o.conn == conn
+                for qp in o.packets() if ptype is None or qp.type == ptype]
 
     def sent_types(self, conn: int | None = None) -> list[str]:
         return [wire.PACKET_NAMES[p.type] for p in self.sent(conn)]

@@ -1,11 +1,13 @@
 """A member's data directory in quorum mode: the txn log, snapshots and the epoch files.
 
-Everything here is synchronous file I/O for one worker thread.  It carries out the
-core's persist items (:mod:`zkpy.quorum.effects`) in order, each durable before the
-next begins, in Apache ZooKeeper 3.8's formats:
+Everything here is synchronous file I/O for one thread (the driver's disk thread), but
+:meth:`QuorumDisk.frame`, which the event loop calls.  It carries out the core's persist
+items (:mod:`zkpy.quorum.effects`) in order, each durable before the next begins, in
+Apache ZooKeeper 3.8's formats:
 
-- log entries go through :class:`~zkpy.storage.TxnLogWriter` (``append_raw``), fsync'ed
-  before any later item and at the end of each batch;
+- log entries, framed on the event loop (:meth:`QuorumDisk.frame`), go through
+  :class:`~zkpy.storage.TxnLogWriter`, fsync'ed before any later item and at the end of
+  each batch;
 - TRUNC cuts the log (:func:`~zkpy.storage.truncate_log`), drops snapshots past the cut
   and reloads the database;
 - SNAP first drops logged txns after the snapshot's zxid, then writes the snapshot;
@@ -39,7 +41,7 @@ from zkpy.storage.errors import StorageError
 from zkpy.storage.files import fsync_dir, list_logs, list_snapshots, open_data_dirs
 from zkpy.storage.recovery import load_tree, recover
 from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
-from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter, truncate_log
+from zkpy.storage.txnlog import FramedTxns, TxnLogIterator, TxnLogWriter, frame_entries, truncate_log
 from zkpy.tree.loader import Replayer
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class QuorumDisk:
         self.history_limit = history_limit
         self.compression = snapshot_compression
         self.writer = self._new_writer()
+        self.max_entry_bytes = self.writer.max_entry_bytes
         # Set from the event loop when a snapshot starts; the next persisted batch begins a new
         # log file, so the snapshot's log suffix starts in a file of its own (rollLog).
         self.roll_requested = False
@@ -160,17 +163,25 @@ class QuorumDisk:
 
     # ------------------------------------------------------------------ persist items
 
-    def persist(self, items: Sequence[PersistItem], applied_zxid: int) -> BatchResult:
+    def frame(self, items: Sequence[PersistItem]) -> list[PersistItem | FramedTxns]:
+        """``items`` with their log entries framed and checksummed (done by the event loop, so the
+        disk thread holds the GIL for little more than its write and fsync)."""
+        limit = self.max_entry_bytes
+        return [frame_entries(item.entries, limit) if isinstance(item, AppendEntries) else item for item in items]
+
+    def persist(self, items: Sequence[PersistItem | FramedTxns], applied_zxid: int, sync: bool = True) -> BatchResult:
         """Carry out ``items`` in order, each durable before the next; ``applied_zxid`` is how far
-        the live database has got (a TRUNC below it means reloading)."""
+        the live database has got (a TRUNC below it means reloading).  Without ``sync`` the
+        entries last appended may stay unsynced (the next call syncs them with its own)."""
         result = BatchResult()
         if self.roll_requested:
             self.roll_requested = False
             self.writer.roll()
         for item in items:
             if isinstance(item, AppendEntries):
-                for entry in item.entries:
-                    self.writer.append_raw(entry)
+                item = frame_entries(item.entries, self.max_entry_bytes)
+            if isinstance(item, FramedTxns):
+                self.writer.append_framed(item)
                 continue
             self.writer.flush(sync=True)  # what came before is durable before this item starts
             if isinstance(item, SetAcceptedEpoch):
@@ -188,7 +199,8 @@ class QuorumDisk:
                 self.write_snapshot(db, item.zxid)
                 result.database = db
                 applied_zxid = item.zxid
-        self.writer.flush(sync=True)
+        if sync:
+            self.writer.flush(sync=True)
         return result
 
     def _truncate(self, zxid: int) -> None:

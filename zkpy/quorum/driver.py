@@ -1,10 +1,11 @@
 """The asyncio driver: connects a :class:`PeerCore` to TCP, the disk and the server.
 
 Each core input is followed by :meth:`QuorumDriver._pump`, which handles every Ready in
-order (see :mod:`zkpy.quorum.effects`): apply to the database, send, queue the persist
-items, report to the server.  Persist items go to one worker thread; consecutive
-batches share an fsync (group commit), and ``PeerCore.persisted`` is called once they are
-durable -- only then does the core emit what depended on them (ACKs, ACKEPOCH, ...).
+order (see :mod:`zkpy.quorum.effects`): apply to the database, send, hand the persist
+items over, report to the server.  Persist items go to the member's disk thread
+(:class:`DiskThread`), fed by a queue: everything handed over while it was busy shares
+one fsync (group commit), and ``PeerCore.persisted`` is called once they are durable --
+only then does the core emit what depended on them (ACKs, ACKEPOCH, ...).
 Time reaches the core through a tick task that wakes at the core's next deadline
 (at least every ``MAX_TICK_SLEEP_S``), and sooner only when a pump brings that deadline
 forward.
@@ -17,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from zkpy.proto.records import QuorumPacket
-from zkpy.quorum.disk import BatchResult, QuorumDisk
+from zkpy.quorum.disk import QuorumDisk
 from zkpy.quorum.effects import PersistItem, Ready, Role
 from zkpy.quorum.peer import DiskState, PeerConfig, PeerCore
 from zkpy.quorum.snapwire import signature
-from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks, encode_quorum_packet
+from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
+from zkpy.quorum.wire import encode_quorum_packet
 from zkpy.server.database import Database
+from zkpy.storage.txnlog import FramedTxns
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +89,7 @@ class QuorumDriver:
         self.elections = ElectionChannels(config.my_id, peers, self._on_election_message, self._on_election_connected)
         self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packets,
                                  self._on_closed)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zkpy-quorum-disk-{config.my_id}")
-        self._persist_queue: list[tuple[int, list[PersistItem]]] = []
-        self._persist_wake = asyncio.Event()
+        self._disk_thread: DiskThread | None = None
         self._tick_wake = asyncio.Event()
         # When the tick loop wakes next by itself (driver clock, ms): a pump wakes it sooner
         # only for a deadline before that, not after every pump.
@@ -108,13 +110,13 @@ class QuorumDriver:
         await self.links.start()
         await self.elections.start()
         self.core = PeerCore(self.config, self._state, self.now_ms())
+        self._disk_thread = DiskThread(self.disk, asyncio.get_running_loop(), self._persisted,
+                                       f"zkpy-quorum-disk-{self.config.my_id}")
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
-        self._tasks.append(asyncio.ensure_future(self._persist_loop()))
         self._pump()
 
     async def stop(self) -> None:
         self._stopping = True
-        self._persist_wake.set()
         self._tick_wake.set()
         for t in self._tasks:
             t.cancel()
@@ -123,8 +125,10 @@ class QuorumDriver:
                 await t
         await self.links.close()
         await self.elections.close()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.disk.close)
-        self._executor.shutdown(wait=True)
+        loop = asyncio.get_running_loop()
+        if self._disk_thread is not None:
+            await loop.run_in_executor(None, self._disk_thread.stop)  # after what was handed over
+        await loop.run_in_executor(None, self.disk.close)
 
     @property
     def peer(self) -> PeerCore:
@@ -208,8 +212,7 @@ class QuorumDriver:
         core = self._input()
         if core is not None:
             try:
-                for qp, snapshot in packets:
-                    core.quorum_packet(conn, qp, snapshot)
+                core.quorum_packets(conn, packets)
             finally:
                 self._pump()
 
@@ -261,19 +264,22 @@ class QuorumDriver:
             self.links.connect(c.conn, c.sid)
         for sid, n in rd.election:
             self.elections.send(sid, n.to_bytes())
-        encoded: dict[int, bytes] = {}
+        send = self.links.send
         for out in rd.packets:
-            # A PROPOSAL or COMMIT goes to every follower as the same object: encoded once.
-            data = encoded.get(id(out.packet))
-            if data is None:
-                data = encoded[id(out.packet)] = encode_quorum_packet(out.packet)
-            self.links.send(out.conn, data)
+            if out.encoded is not None:
+                send(out.conn, b"".join(out.encoded))
+                continue
+            send(out.conn, encode_quorum_packet(out.packet))
             if out.with_snapshot:
                 # Serialized now, after this Ready's txns were applied: the state at SNAP's zxid.
                 self.links.send(out.conn, hooks.snapshot_bytes() + signature())
-        if rd.persist:
-            self._persist_queue.append((rd.persist_token, list(rd.persist)))
-            self._persist_wake.set()
+        if rd.persist and self._disk_thread is not None and not self._stopping:
+            try:
+                items = self.disk.frame(rd.persist)
+            except ValueError as e:  # an entry no log reader would accept: nothing after it is acknowledged
+                self._persisted(rd.persist_token, None, e)
+            else:
+                self._disk_thread.hand_over(rd.persist_token, items, hooks.applied_zxid())
         if rd.role is not None:
             hooks.role_changed(rd.role, core.leader_id, core.epoch)
         if rd.serving is not None:
@@ -305,27 +311,82 @@ class QuorumDriver:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), wait)
 
-    async def _persist_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            await self._persist_wake.wait()
-            self._persist_wake.clear()
-            while self._persist_queue and not self._stopping:
-                batch, self._persist_queue = self._persist_queue, []
-                items = [item for _, its in batch for item in its]
-                token = batch[-1][0]
+    def _persisted(self, token: int, database: Database | None, error: BaseException | None) -> None:
+        """On the loop: the disk thread made everything up to ``token`` durable (or failed)."""
+        if self._stopping:
+            return
+        if error is not None:  # an unpersisted write must never be acknowledged
+            self.failed = error
+            log.critical("quorum persistence failed, stopping: %s", error)
+            self._stopping = True
+            self.hooks.fatal(error)
+            return
+        if database is not None:
+            self.hooks.replace_database(database)
+        core = self._input()
+        if core is not None:
+            core.persisted(token)
+            self._pump()
+
+
+_Handed = tuple[int, list[PersistItem | FramedTxns], int]  # persist token, items, the applied zxid then
+
+
+class DiskThread:
+    """The member's disk I/O, on a thread of its own fed by a queue.
+
+    The thread takes every batch handed over by the time it is free, carries them out in order
+    with one fsync at the end (a batch with epochs, a TRUNC or a SNAP syncs what came before
+    it first), and reports the last token with one wake-up of the event loop.  After a failure
+    it stops: nothing later may become durable and be acknowledged."""
+
+    def __init__(self, disk: QuorumDisk, loop: asyncio.AbstractEventLoop,
+                 done: Callable[[int, Database | None, BaseException | None], None], name: str) -> None:
+        self.disk = disk
+        self._loop = loop
+        self._done = done
+        self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def hand_over(self, token: int, items: list[PersistItem | FramedTxns], applied_zxid: int) -> None:
+        self._handed.put((token, items, applied_zxid))
+
+    def stop(self) -> None:
+        """Blocks until what was handed over before is done."""
+        self._handed.put(None)
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        handed = self._handed
+        while True:
+            first = handed.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while True:
                 try:
-                    result: BatchResult = await loop.run_in_executor(
-                        self._executor, self.disk.persist, items, self.hooks.applied_zxid())
-                except BaseException as e:  # an unpersisted write must never be acknowledged
-                    self.failed = e
-                    log.critical("quorum persistence failed, stopping: %s", e)
-                    self._stopping = True
-                    self.hooks.fatal(e)
-                    return
-                if result.database is not None:
-                    self.hooks.replace_database(result.database)
-                core = self._input()
-                if core is not None:
-                    core.persisted(token)
-                    self._pump()
+                    nxt = handed.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            database: Database | None = None
+            error: BaseException | None = None
+            last = len(group) - 1
+            try:
+                for i, (_token, items, applied) in enumerate(group):
+                    result = self.disk.persist(items, applied, sync=i == last)
+                    if result.database is not None:
+                        database = result.database
+            except BaseException as e:
+                error = e
+            try:
+                self._loop.call_soon_threadsafe(self._done, group[-1][0], database, error)
+            except RuntimeError:
+                return  # the loop is closed: nobody waits any more
+            if stop or error is not None:
+                return

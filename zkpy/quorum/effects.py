@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass, field
 
 from zkpy.proto.records import QuorumPacket
-from zkpy.quorum.wire import Notification
+from zkpy.quorum.wire import Notification, parse_quorum_packet
 
 
 class Role(enum.Enum):
@@ -47,14 +47,15 @@ class ZabPhase(enum.Enum):
 # ------------------------------------------------------------------ persist items
 
 
-# The two made once per txn (and per follower) are not frozen: a frozen dataclass's __init__
-# sets each field through object.__setattr__, a cost every write paid.  Nobody changes them.
 @dataclass(slots=True)
 class AppendEntries:
-    """Append log entries (TxnHeader + txn bytes) in order; ``zxids`` parallel to ``entries``."""
+    """Append log entries (TxnHeader + txn bytes) in order; ``zxids`` parallel to ``entries``.
 
-    zxids: tuple[int, ...]
-    entries: tuple[bytes, ...]
+    The broadcast path logs every entry of one Ready through one of these (the core extends
+    it until the Ready is taken); nothing changes it after that."""
+
+    zxids: list[int]
+    entries: list[bytes]
 
 
 @dataclass(slots=True, frozen=True)
@@ -92,12 +93,26 @@ PersistItem = AppendEntries | TruncateLog | InstallSnapshot | SetAcceptedEpoch |
 
 @dataclass(slots=True)
 class Outgoing:
-    """A quorum packet for connection ``conn``; ``with_snapshot`` (SNAP only) asks the driver
-    to stream the serialized database and the signature right after it."""
+    """Quorum packets for connection ``conn``: one ``packet``, or ``encoded`` ones (the
+    broadcast path's PROPOSAL / COMMIT / ACK, already bytes, consecutive on this connection);
+    ``with_snapshot`` (SNAP only) asks the driver to stream the serialized database and the
+    signature right after ``packet``."""
 
     conn: int
-    packet: QuorumPacket
+    packet: QuorumPacket | None
     with_snapshot: bool = False
+    encoded: list[bytes] | None = None
+
+    def packets(self) -> list[QuorumPacket]:
+        """What this sends, as packets (for simulators and tests)."""
+        if self.packet is not None:
+            return [self.packet]
+        out = []
+        for data in self.encoded or ():
+            parsed = parse_quorum_packet(data, 0)
+            assert parsed is not None and parsed[1] == len(data), "an encoded packet is whole"
+            out.append(parsed[0])
+        return out
 
 
 @dataclass(slots=True, frozen=True)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from zkpy.proto.records import QuorumPacket
 from zkpy.quorum import wire
-from zkpy.quorum.effects import AppendEntries, SetAcceptedEpoch, SetCurrentEpoch, ZabPhase
+from zkpy.quorum.effects import SetAcceptedEpoch, SetCurrentEpoch, ZabPhase
 from zkpy.quorum.zxid import counter_of, epoch_of, make_zxid
 
 if TYPE_CHECKING:
@@ -109,8 +109,13 @@ class LeaderCore:
         self.newleader_acks: set[int] = set()
         self.handlers: dict[int, LearnerHandle] = {}
         self.by_sid: dict[int, int] = {}
-        # zxid -> voters that logged it; insertion order is zxid order.
+        # zxid -> followers (voters) that logged it; insertion order is zxid order.  This
+        # leader's own vote is ``self_durable``: everything up to it is in its log.
         self.outstanding: dict[int, set[int]] = {}
+        self.self_durable = host.history.durable
+        self._needed = len(self.voters) // 2 + 1
+        # ACKs arrived since the last commit attempt (made once per input, see try_commit).
+        self.commit_due = False
         self.counter = 0
         self.last_proposed = host.history.last
         self.last_committed = -1
@@ -348,9 +353,9 @@ class LeaderCore:
             if counter_of(qp.zxid) == 0 or h.observer:
                 return  # UPTODATE's ACK, or an observer's: nothing to count
             acks = self.outstanding.get(qp.zxid)
-            if acks is not None:
+            if acks is not None and h.sid in self.voters:
                 acks.add(h.sid)
-                self._try_commit()
+                self.commit_due = True  # tried once the whole input is in (PeerCore._end_of_input)
         elif t == wire.PING:
             h.pings_recv += 1
             touches = wire.decode_touches(qp.data)
@@ -383,56 +388,69 @@ class LeaderCore:
             raise ZxidRolloverError("zxid counter exhausted")
         self.counter += 1
         zxid = make_zxid(self.epoch, self.counter)
-        buf = bytearray(entry)
-        _ZXID_AT.pack_into(buf, TXN_HEADER_ZXID_OFFSET, zxid)
-        data = bytes(buf)
-        hist = self.host.history
-        hist.append(zxid, data)
+        if _ZXID_AT.unpack_from(entry, TXN_HEADER_ZXID_OFFSET)[0] == zxid:
+            data = entry  # the server's prepare stamped it with next_zxid() already
+        else:
+            buf = bytearray(entry)
+            _ZXID_AT.pack_into(buf, TXN_HEADER_ZXID_OFFSET, zxid)
+            data = bytes(buf)
         self.outstanding[zxid] = set()
         self.last_proposed = zxid
-        gen = hist.generation
-        self.host.persist([AppendEntries((zxid,), (data,))], lambda: self._self_ack(zxid, gen))
-        qp = wire.packet(wire.PROPOSAL, zxid, data)
+        host = self.host
+        host.log_entry(self, zxid, data)
+        encoded = wire.encode_packet(wire.PROPOSAL, zxid, data)
         for h in self.handlers.values():
             if h.forwarding and not h.observer:
-                self._send(h, qp)
+                host.send_encoded(h.conn, encoded)
         return zxid
 
-    def _self_ack(self, zxid: int, generation: int) -> None:
-        self.host.history.mark_durable(zxid, generation)
-        if not self.alive:
-            return
-        acks = self.outstanding.get(zxid)
-        if acks is not None:
-            acks.add(self.my_id)
-            self._try_commit()
+    def entries_durable(self, zxid: int) -> None:
+        """This leader's log holds everything up to ``zxid``: its own ACK of those proposals."""
+        if zxid > self.self_durable:
+            self.self_durable = zxid
+            self.try_commit()
 
-    def _try_commit(self) -> None:
-        committed = False
-        while self.outstanding:
-            zxid, acks = next(iter(self.outstanding.items()))
-            if not self._quorum(acks):
+    def try_commit(self) -> None:
+        """Commit, in zxid order, every outstanding proposal a quorum has logged."""
+        self.commit_due = False
+        out = self.outstanding
+        if not out:
+            return
+        needed = self._needed
+        mine = self.self_durable
+        last = 0
+        for zxid, acks in out.items():
+            if len(acks) + (zxid <= mine) < needed:
                 break
-            del self.outstanding[zxid]
+            last = zxid
+        if not last:
+            return
+        host = self.host
+        while out:
+            zxid = next(iter(out))
+            if zxid > last:
+                break
+            del out[zxid]
             self._commit(zxid)
-            committed = True
-        if committed:
-            self._answer_syncs()
+        host.apply_to(last)
+        self._answer_syncs()
 
     def _commit(self, zxid: int) -> None:
         self.last_committed = zxid
-        commit = wire.packet(wire.COMMIT, zxid)
-        inform: QuorumPacket | None = None
+        commit: bytes | None = None
+        inform: bytes | None = None
+        send = self.host.send_encoded
         for h in self.handlers.values():
             if not h.forwarding:
                 continue
             if h.observer:
                 if inform is None:
-                    inform = wire.packet(wire.INFORM, zxid, self.host.history.entry(zxid))
-                self._send(h, inform)
+                    inform = wire.encode_packet(wire.INFORM, zxid, self.host.history.entry(zxid))
+                send(h.conn, inform)
             else:
-                self._send(h, commit)
-        self.host.apply_to(zxid)
+                if commit is None:
+                    commit = wire.encode_packet(wire.COMMIT, zxid)
+                send(h.conn, commit)
 
     # ------------------------------------------------------------------ sync requests
 

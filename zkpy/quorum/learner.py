@@ -79,6 +79,10 @@ class LearnerCore:
         self.snapshot: tuple[int, bytes] | None = None
         self.synced: list[tuple[int, bytes]] = []
         self.commit_point = -1
+        # Proposals logged but not yet acknowledged, in zxid order (ACKed once durable).
+        self.unacked: deque[int] = deque()
+        # COMMITs arrived since the last apply (applied once per input, see apply_committed).
+        self.apply_due = False
         self.touches: dict[int, int] = {}
         self.pending_syncs: deque[object] = deque()
         self._connect()
@@ -247,7 +251,7 @@ class LearnerCore:
             host.rewound(self.snapshot[0], snapshot=True)
         gen = hist.generation
         if before:
-            items.append(AppendEntries(tuple(z for z, _ in before), tuple(d for _, d in before)))
+            items.append(AppendEntries([z for z, _ in before], [d for _, d in before]))
             for z, d in before:
                 hist.append(z, d)
         # The history is logged first, then the epoch: with the epoch durable this member may
@@ -261,7 +265,7 @@ class LearnerCore:
             host.rewound(self.snapshot[0], snapshot=True)
             gen = hist.generation
         if after:
-            items.append(AppendEntries(tuple(z for z, _ in after), tuple(d for _, d in after)))
+            items.append(AppendEntries([z for z, _ in after], [d for _, d in after]))
             for z, d in after:
                 hist.append(z, d)
         to_ack = [] if self.observer else [z for z, _ in self.synced if z > self.commit_point]
@@ -291,29 +295,22 @@ class LearnerCore:
             if qp.zxid <= hist.last or qp.data is None:
                 self._fail(f"{wire.describe(qp)} does not follow 0x{hist.last:x}")
                 return
-            zxid = qp.zxid
-            hist.append(zxid, qp.data)
-            gen = hist.generation
-            self.host.persist([AppendEntries((zxid,), (qp.data,))], lambda: self._proposal_persisted(zxid, gen))
+            self.host.log_entry(self, qp.zxid, qp.data)
+            self.unacked.append(qp.zxid)
         elif t == wire.COMMIT and not self.observer:
             if qp.zxid > hist.last:
                 self._fail(f"COMMIT 0x{qp.zxid:x} for a txn not received")
                 return
-            self.commit_point = max(self.commit_point, qp.zxid)
-            if self.state == L_ACTIVE:
-                self.host.apply_to(self.commit_point)
+            if qp.zxid > self.commit_point:
+                self.commit_point = qp.zxid
+                self.apply_due = self.state == L_ACTIVE
         elif t == wire.INFORM and self.observer:
             if qp.zxid <= hist.last or qp.data is None:
                 self._fail(f"{wire.describe(qp)} does not follow 0x{hist.last:x}")
                 return
-            zxid = qp.zxid
-            hist.append(zxid, qp.data)
-            gen = hist.generation
-            self.host.persist([AppendEntries((zxid,), (qp.data,))],
-                              lambda: self.host.history.mark_durable(zxid, gen))
-            self.commit_point = zxid
-            if self.state == L_ACTIVE:
-                self.host.apply_to(zxid)
+            self.host.log_entry(self, qp.zxid, qp.data)
+            self.commit_point = qp.zxid
+            self.apply_due = self.state == L_ACTIVE
         elif t == wire.UPTODATE:
             if self.state != L_WAIT_UPTODATE:
                 self._fail("UPTODATE before our NEWLEADER ACK")
@@ -332,10 +329,21 @@ class LearnerCore:
         else:
             log.warning("learner %d: unexpected %s", self.my_id, wire.describe(qp))
 
-    def _proposal_persisted(self, zxid: int, gen: int) -> None:
-        self.host.history.mark_durable(zxid, gen)
-        if self.alive and self.state >= L_WAIT_UPTODATE:
-            self.host.send(self.conn, wire.packet(wire.ACK, zxid))
+    def entries_durable(self, zxid: int) -> None:
+        """Everything up to ``zxid`` is in our log: acknowledge the proposals among it."""
+        q = self.unacked
+        ack = self.state >= L_WAIT_UPTODATE
+        host = self.host
+        while q and q[0] <= zxid:
+            z = q.popleft()
+            if ack:
+                host.send_encoded(self.conn, wire.encode_packet(wire.ACK, z))
+
+    def apply_committed(self) -> None:
+        """Apply what the COMMITs (INFORMs) of this input committed."""
+        self.apply_due = False
+        if self.state == L_ACTIVE:
+            self.host.apply_to(self.commit_point)
 
     def _uptodate(self) -> None:
         self.state = L_ACTIVE

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from zkpy.proto.records import QuorumPacket
 from zkpy.quorum import wire
 from zkpy.quorum.effects import (
+    AppendEntries,
     Connect,
     Outgoing,
     PersistItem,
@@ -117,6 +118,12 @@ class PeerCore:
         self._snapshot_barrier = False
         self._token = 0
         self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()
+        # The broadcast path's entries of the newest Ready share one AppendEntries and one
+        # durability callback (see log_entry); encoded packets to a connection share one
+        # Outgoing until something else is sent to it (see send_encoded).
+        self._open_append: AppendEntries | None = None
+        self._open_mark: _EntriesDurable | None = None
+        self._tails: dict[int, list[bytes]] = {}
         self._next_conn = -2  # connections this core opens are negative; the driver numbers accepted ones
         self._own_conns: set[int] = set()
         self.elections = 0
@@ -256,12 +263,19 @@ class PeerCore:
 
     def quorum_packet(self, conn: int, qp: QuorumPacket, snapshot: bytes | None = None) -> None:
         """A packet on a quorum connection; ``snapshot`` is the database that followed a SNAP."""
-        if self.leader is not None:
-            self.leader.packet(conn, qp)
-        elif self.learner is not None:
-            self.learner.packet(conn, qp, snapshot)
-        else:
-            self.close(conn)
+        self.quorum_packets(conn, [(qp, snapshot)])
+
+    def quorum_packets(self, conn: int, packets: list[tuple[QuorumPacket, bytes | None]]) -> None:
+        """Packets that arrived together on a connection, in order: the ACKs of a batch commit
+        together, the COMMITs of a batch are applied together."""
+        for qp, snapshot in packets:
+            if self.leader is not None:
+                self.leader.packet(conn, qp)
+            elif self.learner is not None:
+                self.learner.packet(conn, qp, snapshot)
+            else:
+                self.close(conn)
+                break
         self._after_input()
 
     def persisted(self, token: int) -> None:
@@ -322,17 +336,35 @@ class PeerCore:
 
     def rd(self) -> Ready:
         if not self._readies:
-            self._readies.append(Ready())
+            self._new_ready()
         return self._readies[-1]
+
+    def _new_ready(self) -> None:
+        self._readies.append(Ready())
+        self._tails.clear()
 
     def send(self, conn: int | None, qp: QuorumPacket, with_snapshot: bool = False) -> None:
         if conn is None:
             return
-        self.rd().packets.append(Outgoing(conn, qp, with_snapshot))
+        rd = self.rd()
+        self._tails.pop(conn, None)
+        rd.packets.append(Outgoing(conn, qp, with_snapshot))
         if with_snapshot:
             # The driver serializes the database when it sends this: nothing may be applied
             # after it in the same Ready.
             self._snapshot_barrier = True
+
+    def send_encoded(self, conn: int | None, data: bytes) -> None:
+        """Send a packet already encoded (:func:`wire.encode_packet`); consecutive ones to a
+        connection travel in one Outgoing."""
+        if conn is None:
+            return
+        rd = self.rd()
+        tail = self._tails.get(conn)
+        if tail is None:
+            tail = self._tails[conn] = []
+            rd.packets.append(Outgoing(conn, None, False, tail))
+        tail.append(data)
 
     def connect(self, sid: int) -> int:
         conn = self._next_conn
@@ -361,6 +393,32 @@ class PeerCore:
         if callback is not None:
             self._callbacks.append((rd.persist_token, callback))
 
+    def log_entry(self, role: LeaderCore | LearnerCore, zxid: int, data: bytes) -> None:
+        """Append a broadcast entry to the history and the log; ``role.entries_durable(z)``
+        follows once it is durable.  The entries of one Ready share an AppendEntries and one
+        such call (for the last of them), so a batch costs one callback, not one per txn."""
+        hist = self.history
+        hist.append(zxid, data)
+        rd = self.rd()
+        if not rd.persist_token:
+            self._token += 1
+            rd.persist_token = self._token
+        token = rd.persist_token
+        items = rd.persist
+        ae = self._open_append
+        if ae is None or not items or items[-1] is not ae:
+            ae = self._open_append = AppendEntries([], [])
+            items.append(ae)
+        ae.zxids.append(zxid)
+        ae.entries.append(data)
+        mark = self._open_mark
+        cbs = self._callbacks
+        if (mark is None or not cbs or cbs[-1][1] is not mark or cbs[-1][0] != token or mark.role is not role
+                or mark.generation != hist.generation):
+            mark = self._open_mark = _EntriesDurable(hist, role)
+            cbs.append((token, mark))
+        mark.zxid = zxid
+
     def _epoch_durable(self, item: SetAcceptedEpoch | SetCurrentEpoch) -> Callable[[], None]:
         def done() -> None:
             if isinstance(item, SetAcceptedEpoch):
@@ -374,7 +432,7 @@ class PeerCore:
         if zxid <= self.applied:
             return
         if self._snapshot_barrier:
-            self._readies.append(Ready())
+            self._new_ready()
             self._snapshot_barrier = False
         entries = self.history.between(self.applied, zxid)
         self.rd().apply.extend(entries)
@@ -390,6 +448,7 @@ class PeerCore:
         """The role ends (lost quorum, timeout, protocol error): back to LOOKING."""
         log.info("peer %d: %s ends: %s", self.config.my_id, self.role.value, why)
         self.last_step_down = why
+        self._end_of_input()  # what this input committed before the role ended still counts
         if self.leader is not None:
             self.leader.shutdown()
             self.leader = None
@@ -446,7 +505,15 @@ class PeerCore:
         log.info("peer %d: election round %d decided: %s (leader %d)", cfg.my_id, self.election.logical_clock,
                  self.role.value, vote.leader)
 
+    def _end_of_input(self) -> None:
+        leader, learner = self.leader, self.learner
+        if leader is not None and leader.commit_due:
+            leader.try_commit()
+        elif learner is not None and learner.apply_due:
+            learner.apply_committed()
+
     def _after_input(self) -> None:
+        self._end_of_input()
         out = self.election.outbox
         if out:
             self.rd().election.extend(out)
@@ -461,3 +528,20 @@ class PeerCore:
             self.serving = serving
             self.rd().serving = serving
 
+
+
+class _EntriesDurable:
+    """The durability callback of a run of broadcast entries (:meth:`PeerCore.log_entry`)."""
+
+    __slots__ = ("generation", "history", "role", "zxid")
+
+    def __init__(self, history: History, role: LeaderCore | LearnerCore) -> None:
+        self.history = history
+        self.role = role
+        self.generation = history.generation
+        self.zxid = -1
+
+    def __call__(self) -> None:
+        self.history.mark_durable(self.zxid, self.generation)
+        if self.role.alive:
+            self.role.entries_durable(self.zxid)

@@ -702,7 +702,8 @@ class Sim:
         if not conn.open[end]:
             return
         snap = pickle.dumps(node.db.entries()) if out.with_snapshot else None
-        self.enqueue(conn, end, (out.packet, snap))
+        for qp in out.packets():
+            self.enqueue(conn, end, (qp, snap))
 
     def enqueue(self, conn: SimConn, direction: int, payload: Any) -> None:
         q = conn.queues[direction]

@@ -26,16 +26,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from zkpy.proto.records import Id, QuorumPacket
+from zkpy.proto.records import QuorumPacket
 from zkpy.quorum import wire
 from zkpy.quorum.snapwire import read_snapshot_stream
 
 log = logging.getLogger(__name__)
 
 _INT = struct.Struct(">i")
-_PACKET_HEAD = struct.Struct(">iqi")  # type, zxid, data length
-# QuorumPacket data are txns, sized like any jute buffer (jute.maxbuffer + extrasize).
-MAX_PACKET_DATA_BYTES = 2 * 0xFFFFF
 SEND_QUEUE_MAX = 16
 CONNECT_TIMEOUT_S = 5.0
 INITIAL_MESSAGE_TIMEOUT_S = 5.0
@@ -231,61 +228,7 @@ class ElectionChannels:
 
 # ---------------------------------------------------------------------- learner <-> leader
 
-_NO_AUTH = b"\xff\xff\xff\xff"
 READ_PAUSE_BYTES = 16 * 1024 * 1024  # a snapshot being streamed pauses the socket beyond this
-
-
-def encode_quorum_packet(qp: QuorumPacket) -> bytes:
-    """``qp.to_bytes()``, with the packets of the broadcast path (no auth ids) packed in one call."""
-    if qp.authinfo is not None:
-        return qp.to_bytes()
-    data = qp.data
-    if data is None:
-        return _PACKET_HEAD.pack(qp.type, qp.zxid, -1) + _NO_AUTH
-    return b"".join((_PACKET_HEAD.pack(qp.type, qp.zxid, len(data)), data, _NO_AUTH))
-
-
-def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket, int] | None:
-    """The packet starting at ``buf[pos]`` and where the next one starts, or None while it is
-    incomplete; raises WireError on lengths no packet has."""
-    end = len(buf)
-    if end - pos < _PACKET_HEAD.size:
-        return None
-    ptype, zxid, n = _PACKET_HEAD.unpack_from(buf, pos)
-    pos += _PACKET_HEAD.size
-    data: bytes | None = None
-    if n != -1 and (n < 0 or n > MAX_PACKET_DATA_BYTES):
-        raise wire.WireError(f"quorum packet with data length {n}")
-    if end - pos < max(n, 0) + 4:
-        return None
-    if n != -1:
-        data = bytes(buf[pos:pos + n])
-        pos += n
-    (count,) = _INT.unpack_from(buf, pos)
-    pos += 4
-    auth: list[Id] | None = None
-    if count != -1:
-        if count < 0 or count > 1024:
-            raise wire.WireError(f"quorum packet with {count} auth ids")
-        auth = []
-        for _ in range(count):
-            parts: list[str | None] = []
-            for _ in range(2):
-                if end - pos < 4:
-                    return None
-                (k,) = _INT.unpack_from(buf, pos)
-                pos += 4
-                if k == -1:
-                    parts.append(None)
-                    continue
-                if k < 0 or k > MAX_PACKET_DATA_BYTES:
-                    raise wire.WireError(f"string of {k} bytes in a quorum packet")
-                if end - pos < k:
-                    return None
-                parts.append(bytes(buf[pos:pos + k]).decode("utf-8", "replace"))
-                pos += k
-            auth.append(Id(parts[0], parts[1]))
-    return QuorumPacket(ptype, zxid, data, auth), pos
 
 
 class _QuorumConnection(asyncio.Protocol):
@@ -319,14 +262,18 @@ class _QuorumConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.dead:
             return
-        self.buf += data
         if self.streaming:
+            self.buf += data
             self._wake_stream()
             if len(self.buf) > READ_PAUSE_BYTES and not self.paused and self.transport is not None:
                 self.paused = True
                 self.transport.pause_reading()
             return
-        self._parse()
+        if self.buf:
+            self.buf += data
+            data = bytes(self.buf)
+            self.buf.clear()
+        self._parse(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.dead = True
@@ -335,14 +282,16 @@ class _QuorumConnection(asyncio.Protocol):
 
     # -- reading
 
-    def _parse(self) -> None:
-        buf = self.buf
+    def _parse(self, data: bytes) -> None:
+        """Every whole packet of ``data`` (what is left over waits in ``buf``); packets are sliced
+        from the bytes read, one copy each."""
         pos = 0
         got: list[tuple[QuorumPacket, bytes | None]] = []
         snap = False
+        parse = wire.parse_quorum_packet
         try:
             while True:
-                parsed = parse_quorum_packet(buf, pos)
+                parsed = parse(data, pos)
                 if parsed is None:
                     break
                 qp, pos = parsed
@@ -355,7 +304,8 @@ class _QuorumConnection(asyncio.Protocol):
                 self.links._packets(self, got)
             self._fail(e)
             return
-        del buf[:pos]
+        if pos < len(data):
+            self.buf += memoryview(data)[pos:]
         if got:
             self.links._packets(self, got)
         if snap and not self.dead:
@@ -375,8 +325,10 @@ class _QuorumConnection(asyncio.Protocol):
         if self.dead:
             return
         self.links._packets(self, [(qp, snapshot)])
-        if not self.dead:
-            self._parse()  # what came after the signature
+        if not self.dead and self.buf:
+            data = bytes(self.buf)
+            self.buf.clear()
+            self._parse(data)  # what came after the signature
 
     async def _readexactly(self, n: int) -> bytes:
         while len(self.buf) < n:

@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from zkpy.proto.jute import DecodeError
-from zkpy.proto.records import LearnerInfo, QuorumPacket
+from zkpy.proto.records import Id, LearnerInfo, QuorumPacket
 
 # Packet types (Leader.java).
 REQUEST = 1
@@ -82,6 +82,11 @@ _REVALIDATE_REQ = struct.Struct(">qi")
 _REVALIDATE_RESP = struct.Struct(">q?")
 _REQUEST_HEAD = struct.Struct(">qii")
 _INITIAL_HEAD = struct.Struct(">qqi")
+_PACKET_HEAD = struct.Struct(">iqi")  # type, zxid, data length
+_PACKET_NO_DATA = struct.Struct(">iqii")  # type, zxid, -1 (no data), -1 (no auth ids)
+_NO_AUTH = b"\xff\xff\xff\xff"
+# QuorumPacket data are txns, sized like any jute buffer (jute.maxbuffer + extrasize).
+MAX_PACKET_DATA_BYTES = 2 * 0xFFFFF
 
 
 class WireError(ValueError):
@@ -168,6 +173,69 @@ def decode_initial_head(buf: bytes) -> tuple[int, int, int]:
 def packet(ptype: int, zxid: int = 0, data: bytes | None = None, authinfo: list | None = None) -> QuorumPacket:
     """A QuorumPacket; only REQUEST carries ``authinfo`` (the client's ids, for the leader's ACL checks)."""
     return QuorumPacket(ptype, zxid, data, authinfo)
+
+
+def encode_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
+    """A packet without auth ids as its bytes on the stream: PROPOSAL, COMMIT and ACK go out
+    this way, encoded once however many learners get them, with no QuorumPacket made."""
+    if data is None:
+        return _PACKET_NO_DATA.pack(ptype, zxid, -1, -1)
+    return b"".join((_PACKET_HEAD.pack(ptype, zxid, len(data)), data, _NO_AUTH))
+
+
+def encode_quorum_packet(qp: QuorumPacket) -> bytes:
+    """``qp.to_bytes()``, with the packets of the broadcast path (no auth ids) packed in one call."""
+    if qp.authinfo is not None:
+        return qp.to_bytes()
+    return encode_packet(qp.type, qp.zxid, qp.data)
+
+
+def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket, int] | None:
+    """The packet starting at ``buf[pos]`` and where the next one starts, or None while it is
+    incomplete; raises WireError on lengths no packet has."""
+    end = len(buf)
+    if end - pos < 16:
+        return None
+    ptype, zxid, n = _PACKET_HEAD.unpack_from(buf, pos)
+    pos += 16
+    if n == -1:
+        if end - pos < 4:
+            return None
+        data = None
+    elif n < 0 or n > MAX_PACKET_DATA_BYTES:
+        raise WireError(f"quorum packet with data length {n}")
+    elif end - pos < n + 4:
+        return None
+    else:
+        data = buf[pos:pos + n]
+        if type(data) is not bytes:
+            data = bytes(data)
+        pos += n
+    (count,) = _INT.unpack_from(buf, pos)
+    pos += 4
+    if count == -1:
+        return QuorumPacket(ptype, zxid, data, None), pos
+    if count < 0 or count > 1024:
+        raise WireError(f"quorum packet with {count} auth ids")
+    auth: list[Id] = []
+    for _ in range(count):
+        parts: list[str | None] = []
+        for _ in range(2):
+            if end - pos < 4:
+                return None
+            (k,) = _INT.unpack_from(buf, pos)
+            pos += 4
+            if k == -1:
+                parts.append(None)
+                continue
+            if k < 0 or k > MAX_PACKET_DATA_BYTES:
+                raise WireError(f"string of {k} bytes in a quorum packet")
+            if end - pos < k:
+                return None
+            parts.append(bytes(buf[pos:pos + k]).decode("utf-8", "replace"))
+            pos += k
+        auth.append(Id(parts[0], parts[1]))
+    return QuorumPacket(ptype, zxid, data, auth), pos
 
 
 def encode_learner_info(sid: int, config_version: int = 0) -> bytes:

@@ -130,6 +130,24 @@ def frame_txns(batch: Iterable[tuple[TxnHeader, object, bytes | None]], max_entr
     return FramedTxns(buf, first, zxid, count)
 
 
+def frame_entries(entries: Iterable[bytes], max_entry_bytes: int) -> FramedTxns:
+    """Frame entries already marshalled (TxnHeader + txn, e.g. PROPOSALs' data), in zxid order,
+    as :meth:`TxnLogWriter.append_raw` would each; raises ValueError, framing nothing, on an
+    entry shorter than a TxnHeader or over ``max_entry_bytes``."""
+    buf = bytearray()
+    first = zxid = -1
+    count = 0
+    for entry in entries:
+        if len(entry) < _TXN_HEADER_SIZE:
+            raise ValueError(f"log entry of {len(entry)} bytes is shorter than a TxnHeader")
+        (zxid,) = _ZXID_IN_HDR.unpack_from(entry, _ZXID_OFFSET)
+        _frame_into(buf, entry, zxid, max_entry_bytes)
+        if count == 0:
+            first = zxid
+        count += 1
+    return FramedTxns(buf, first, zxid, count)
+
+
 class TxnLogWriter:
     """Appends entries to ``log_dir``; one instance owns the log while the server runs.
 
@@ -175,11 +193,7 @@ class TxnLogWriter:
 
     def append_raw(self, entry: bytes | bytearray | memoryview) -> None:
         """Buffer an already marshalled entry (TxnHeader + txn [+ digest]), e.g. a PROPOSAL's data."""
-        if len(entry) < _TXN_HEADER_SIZE:
-            raise ValueError(f"log entry of {len(entry)} bytes is shorter than a TxnHeader")
-        (zxid,) = _ZXID_IN_HDR.unpack_from(entry, _ZXID_OFFSET)
-        _frame_into(self._buf, entry, zxid, self.max_entry_bytes)
-        self._appended(zxid, zxid, 1)
+        self.append_framed(frame_entries((entry,), self.max_entry_bytes))
 
     def append_framed(self, framed: FramedTxns) -> None:
         """Buffer records :func:`frame_txns` made (elsewhere: the event loop, while the log
