@@ -99,6 +99,14 @@ def test_encoded_packets_are_the_jute_record(ptype: int, zxid: int, data: bytes 
     assert parse_quorum_packet(bytearray(stream), 0) == (QuorumPacket(ptype, zxid, data, None), len(stream))
 
 
+@pytest.mark.parametrize("auth", [[], [Id("digest", "u:p")], [Id("ip", "127.0.0.1"), Id("sasl", "zk/h@R")],
+                                  [Id("x", None)]])
+def test_requests_with_auth_ids_encode_as_the_jute_record(auth: list[Id]):
+    data = wire.encode_request(7, 1, OpCode.setData, b"body")
+    assert wire.encode_packet(wire.REQUEST, -1, data, auth) == QuorumPacket(wire.REQUEST, -1, data, auth).to_bytes()
+    assert parse_quorum_packet(wire.encode_packet(wire.REQUEST, -1, data, auth), 0) is not None
+
+
 def sample_db() -> Database:
     db = Database()
     acl = [ACL(31, Id("digest", "bob:xyz"))]

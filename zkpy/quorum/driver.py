@@ -90,6 +90,7 @@ class QuorumDriver:
         self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packets,
                                  self._on_closed)
         self._disk_thread: DiskThread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tick_wake = asyncio.Event()
         # When the tick loop wakes next by itself (driver clock, ms): a pump wakes it sooner
         # only for a deadline before that, not after every pump.
@@ -103,14 +104,15 @@ class QuorumDriver:
     # ------------------------------------------------------------------ lifecycle
 
     def now_ms(self) -> int:
-        t = self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+        t = self._clock() if self._clock is not None else (self._loop or asyncio.get_running_loop()).time()
         return int(t * 1000)
 
     async def start(self) -> None:
         await self.links.start()
         await self.elections.start()
         self.core = PeerCore(self.config, self._state, self.now_ms())
-        self._disk_thread = DiskThread(self.disk, asyncio.get_running_loop(), self._persisted,
+        self._loop = asyncio.get_running_loop()  # kept: each lookup costs a getpid() system call
+        self._disk_thread = DiskThread(self.disk, self._loop, self._persisted,
                                        f"zkpy-quorum-disk-{self.config.my_id}")
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self._pump()
@@ -138,19 +140,17 @@ class QuorumDriver:
 
     # ------------------------------------------------------------------ server requests
 
+    # propose and forward leave the core's clock alone: neither looks at it, and they come once
+    # per write (the clock moves with every packet received and every tick).
     def propose(self, entry: bytes) -> int:
-        core = self.peer
-        core.advance_time(self.now_ms())
         try:
-            return core.propose(entry)
+            return self.peer.propose(entry)
         finally:
             self._pump_soon()
 
     def forward(self, request: bytes, authinfo: list | None = None) -> None:
-        core = self.peer
-        core.advance_time(self.now_ms())
         try:
-            core.forward(request, authinfo)
+            self.peer.forward(request, authinfo)
         finally:
             self._pump_soon()
 
@@ -230,7 +230,7 @@ class QuorumDriver:
         Nothing waits on them sooner: their sends are coalesced per turn anyway."""
         if not self._pump_scheduled:
             self._pump_scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_pump)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._scheduled_pump)
 
     def _scheduled_pump(self) -> None:
         self._pump_scheduled = False

@@ -358,7 +358,7 @@ class LearnerCore:
     def forward(self, request: bytes, authinfo: list | None = None) -> None:
         if self.state != L_ACTIVE:
             raise NotServingError("not in sync with a leader")
-        self.host.send(self.conn, wire.packet(wire.REQUEST, -1, request, authinfo))
+        self.host.send_encoded(self.conn, wire.encode_packet(wire.REQUEST, -1, request, authinfo))
 
     def sync(self, token: object, request: bytes) -> None:
         if self.state != L_ACTIVE:

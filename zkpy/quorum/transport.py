@@ -245,6 +245,7 @@ class _QuorumConnection(asyncio.Protocol):
         self.conn = conn
         self.learner = learner
         self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()  # once: each lookup costs a getpid() system call
         self.buf = bytearray()
         self.out: list[bytes] = []
         self.flush_scheduled = False
@@ -365,7 +366,7 @@ class _QuorumConnection(asyncio.Protocol):
         self.out.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self.flush_scheduled = False

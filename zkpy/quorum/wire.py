@@ -175,19 +175,29 @@ def packet(ptype: int, zxid: int = 0, data: bytes | None = None, authinfo: list 
     return QuorumPacket(ptype, zxid, data, authinfo)
 
 
-def encode_packet(ptype: int, zxid: int, data: bytes | None = None) -> bytes:
-    """A packet without auth ids as its bytes on the stream: PROPOSAL, COMMIT and ACK go out
-    this way, encoded once however many learners get them, with no QuorumPacket made."""
-    if data is None:
-        return _PACKET_NO_DATA.pack(ptype, zxid, -1, -1)
-    return b"".join((_PACKET_HEAD.pack(ptype, zxid, len(data)), data, _NO_AUTH))
+def encode_packet(ptype: int, zxid: int, data: bytes | None = None, authinfo: list[Id] | None = None) -> bytes:
+    """A packet as its bytes on the stream, with no QuorumPacket made: PROPOSAL, COMMIT and ACK
+    go out this way, encoded once however many learners get them, and a learner's REQUESTs."""
+    if authinfo is None:
+        if data is None:
+            return _PACKET_NO_DATA.pack(ptype, zxid, -1, -1)
+        return b"".join((_PACKET_HEAD.pack(ptype, zxid, len(data)), data, _NO_AUTH))
+    parts = [_PACKET_HEAD.pack(ptype, zxid, -1 if data is None else len(data)), data or b"",
+             _INT.pack(len(authinfo))]
+    for ident in authinfo:
+        for text in (ident.scheme, ident.id):
+            if text is None:
+                parts.append(_NO_AUTH)  # a null string is length -1 too
+            else:
+                raw = text.encode()
+                parts.append(_INT.pack(len(raw)))
+                parts.append(raw)
+    return b"".join(parts)
 
 
 def encode_quorum_packet(qp: QuorumPacket) -> bytes:
-    """``qp.to_bytes()``, with the packets of the broadcast path (no auth ids) packed in one call."""
-    if qp.authinfo is not None:
-        return qp.to_bytes()
-    return encode_packet(qp.type, qp.zxid, qp.data)
+    """``qp.to_bytes()``."""
+    return encode_packet(qp.type, qp.zxid, qp.data, qp.authinfo)
 
 
 def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket, int] | None:

@@ -69,6 +69,9 @@ class CommitPipeline:
         self._syncing: deque[tuple[list[object], asyncio.Future[None]]] = deque()
         self._memory = isinstance(durability, MemoryOnly)
         self._scheduled = False
+        # The running loop, looked up once: asyncio.get_running_loop() makes a getpid() system
+        # call each time (its fork check), and submit runs once per write.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.failed: BaseException | None = None
         self.on_failure: Callable[[], None] | None = None
         # Wall-clock time when the batch being applied became durable (latency figures).
@@ -84,7 +87,10 @@ class CommitPipeline:
         self._batch.append(item)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._commit_memory if self._memory else self._hand_over)
+            loop = self._loop
+            if loop is None or not loop.is_running():
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._commit_memory if self._memory else self._hand_over)
 
     def _commit_memory(self) -> None:
         self._scheduled = False

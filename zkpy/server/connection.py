@@ -90,6 +90,7 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, server: ZooKeeperServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()  # once: each lookup costs a getpid() system call
         self.state = NEW
         self.reader = FrameReader(server.max_frame_bytes)
         self.out = bytearray()
@@ -130,7 +131,7 @@ class ClientConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=1 << 20, low=1 << 18)
         if not self.server.admit(self):
             return
-        self.handshake_timer = asyncio.get_running_loop().call_later(SESSIONLESS_TIMEOUT_S, self._handshake_timeout)
+        self.handshake_timer = self.loop.call_later(SESSIONLESS_TIMEOUT_S, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -325,7 +326,7 @@ class ClientConnection(asyncio.Protocol):
             self.server.paused.discard(self)
             if self.reader.buffered:
                 # Frames that arrived before we held back are still waiting.
-                asyncio.get_running_loop().call_soon(self.process_frames)
+                self.loop.call_soon(self.process_frames)
 
     # ------------------------------------------------------------------ output
 

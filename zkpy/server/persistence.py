@@ -102,6 +102,7 @@ class TxnLogDurability:
         self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         self._pending.append((hdr, txn, raw))
@@ -111,7 +112,9 @@ class TxnLogDurability:
         self._roll_next = True
 
     def sync(self) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # looked up once: each lookup makes a getpid() call
+            loop = self._loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         batch, self._pending = self._pending, []
         roll, self._roll_next = self._roll_next, False

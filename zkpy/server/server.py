@@ -104,6 +104,8 @@ class ZooKeeperServer:
         self.clock = time.time()
         self.clock_ms = int(self.clock * 1000)
         self._server: asyncio.base_events.Server | None = None
+        # Set by start(): asyncio.get_running_loop() costs a getpid() system call each time.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
         self.started_at = time.time()
@@ -139,7 +141,7 @@ class ZooKeeperServer:
         for sid, timeout in self.db.sessions.items():
             self.sessions.add(sid, timeout, now)
         self._zxid = max(self._zxid, self.db.last_zxid)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: ClientConnection(self), host, port, reuse_address=True,
                                                 backlog=1024)
         self.running = True
@@ -201,7 +203,7 @@ class ZooKeeperServer:
         self._dirty.append(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_dirty)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._flush_dirty)
 
     def _flush_dirty(self) -> None:
         self._flush_scheduled = False
@@ -523,4 +525,4 @@ class ZooKeeperServer:
         return self._in_flight
 
     def call_in_loop(self, fn: Callable[[], None]) -> None:
-        asyncio.get_running_loop().call_soon(fn)
+        (self._loop or asyncio.get_running_loop()).call_soon(fn)
