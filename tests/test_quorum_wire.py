@@ -107,6 +107,29 @@ def test_requests_with_auth_ids_encode_as_the_jute_record(auth: list[Id]):
     assert parse_quorum_packet(wire.encode_packet(wire.REQUEST, -1, data, auth), 0) is not None
 
 
+def test_a_stream_parses_whole_as_packet_by_packet():
+    packets = [QuorumPacket(wire.PROPOSAL, 1, b"txn", None), QuorumPacket(wire.ACK, 1, None, None),
+               QuorumPacket(wire.REQUEST, -1, b"req", [Id("digest", "u:p")]), QuorumPacket(wire.REQUEST, -1, b"r", []),
+               QuorumPacket(wire.SNAP, 7, None, None), QuorumPacket(wire.COMMIT, 1, None, None)]
+    stream = b"".join(wire.encode_quorum_packet(p) for p in packets)
+    got, pos, error = wire.parse_quorum_packets(stream)
+    assert got == packets and pos == len(stream) and error is None
+    got, pos, error = wire.parse_quorum_packets(stream, stop_after=wire.SNAP)
+    assert got == packets[:5] and stream[pos:] == wire.encode_quorum_packet(packets[5])
+    for cut in range(len(stream)):  # a cut anywhere leaves the whole packets before it, and the rest
+        got, pos, error = wire.parse_quorum_packets(stream[:cut])
+        assert error is None and got == packets[:len(got)]
+        assert pos == len(b"".join(wire.encode_quorum_packet(p) for p in got))
+
+
+def test_a_bad_length_stops_the_stream_after_the_packets_before_it():
+    good = wire.encode_packet(wire.ACK, 1)
+    got, pos, error = wire.parse_quorum_packets(good + struct.pack(">iqi", wire.PROPOSAL, 2, -7) + bytes(8))
+    assert got == [QuorumPacket(wire.ACK, 1, None, None)] and pos == len(good) and isinstance(error, wire.WireError)
+    got, pos, error = wire.parse_quorum_packets(good + struct.pack(">iqi", wire.PROPOSAL, 2, -7))  # the head alone
+    assert len(got) == 1 and isinstance(error, wire.WireError)
+
+
 def sample_db() -> Database:
     db = Database()
     acl = [ACL(31, Id("digest", "bob:xyz"))]

@@ -286,24 +286,15 @@ class _QuorumConnection(asyncio.Protocol):
     def _parse(self, data: bytes) -> None:
         """Every whole packet of ``data`` (what is left over waits in ``buf``); packets are sliced
         from the bytes read, one copy each."""
-        pos = 0
-        got: list[tuple[QuorumPacket, bytes | None]] = []
-        snap = False
-        parse = wire.parse_quorum_packet
-        try:
-            while True:
-                parsed = parse(data, pos)
-                if parsed is None:
-                    break
-                qp, pos = parsed
-                if self.learner and qp.type == wire.SNAP:
-                    snap = True
-                    break
-                got.append((qp, None))
-        except wire.WireError as e:
+        packets, pos, error = wire.parse_quorum_packets(data, wire.SNAP if self.learner else -1)
+        snap = bool(packets) and self.learner and packets[-1].type == wire.SNAP
+        if snap:
+            qp = packets.pop()
+        got = [(p, None) for p in packets]
+        if error is not None:
             if got:
                 self.links._packets(self, got)
-            self._fail(e)
+            self._fail(error)
             return
         if pos < len(data):
             self.buf += memoryview(data)[pos:]

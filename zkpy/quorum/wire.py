@@ -84,6 +84,7 @@ _REQUEST_HEAD = struct.Struct(">qii")
 _INITIAL_HEAD = struct.Struct(">qqi")
 _PACKET_HEAD = struct.Struct(">iqi")  # type, zxid, data length
 _PACKET_NO_DATA = struct.Struct(">iqii")  # type, zxid, -1 (no data), -1 (no auth ids)
+_PACKET_HEAD_AND_INT = _PACKET_NO_DATA  # type, zxid, data length, the next int
 _NO_AUTH = b"\xff\xff\xff\xff"
 # QuorumPacket data are txns, sized like any jute buffer (jute.maxbuffer + extrasize).
 MAX_PACKET_DATA_BYTES = 2 * 0xFFFFF
@@ -198,6 +199,55 @@ def encode_packet(ptype: int, zxid: int, data: bytes | None = None, authinfo: li
 def encode_quorum_packet(qp: QuorumPacket) -> bytes:
     """``qp.to_bytes()``."""
     return encode_packet(qp.type, qp.zxid, qp.data, qp.authinfo)
+
+
+def parse_quorum_packets(buf: bytes, stop_after: int = -1) -> tuple[list[QuorumPacket], int, WireError | None]:
+    """Every whole packet at the start of ``buf``, up to and including one of type
+    ``stop_after``: (packets, where the rest starts, the error that stopped it or None).
+
+    Packets without auth ids (or with none) are read inline, one struct call for the head;
+    the others go through :func:`parse_quorum_packet`."""
+    out: list[QuorumPacket] = []
+    append = out.append
+    unpack = _PACKET_HEAD_AND_INT.unpack_from
+    unpack_int = _INT.unpack_from
+    qp_new = QuorumPacket
+    pos = 0
+    end = len(buf)
+    while end - pos >= 16:
+        if end - pos < 20:  # a head alone: its length may already be one no packet has
+            try:
+                parse_quorum_packet(buf, pos)
+            except WireError as e:
+                return out, pos, e
+            break
+        ptype, zxid, n, count = unpack(buf, pos)
+        if n == -1:
+            data = None
+            at = pos + 16
+        elif n < 0 or n > MAX_PACKET_DATA_BYTES:
+            return out, pos, WireError(f"quorum packet with data length {n}")
+        elif end - pos < n + 20:
+            break
+        else:
+            at = pos + 16 + n
+            data = buf[pos + 16:at]
+            (count,) = unpack_int(buf, at)
+        if count == -1 or count == 0:
+            append(qp_new(ptype, zxid, data, None if count == -1 else []))
+            pos = at + 4
+        else:
+            try:
+                parsed = parse_quorum_packet(buf, pos)
+            except WireError as e:
+                return out, pos, e
+            if parsed is None:
+                break
+            append(parsed[0])
+            pos = parsed[1]
+        if ptype == stop_after:
+            break
+    return out, pos, None
 
 
 def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket, int] | None:
