@@ -31,6 +31,7 @@ from zkpy.quorum.snapwire import signature
 from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
 from zkpy.quorum.wire import encode_quorum_packet
 from zkpy.server.database import Database
+from zkpy.server.persistence import next_group
 from zkpy.storage.txnlog import FramedTxns
 
 log = logging.getLogger(__name__)
@@ -358,22 +359,10 @@ class DiskThread:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        handed = self._handed
         while True:
-            first = handed.get()
-            if first is None:
+            group, stop = next_group(self._handed)
+            if not group:
                 return
-            group = [first]
-            stop = False
-            while True:
-                try:
-                    nxt = handed.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                group.append(nxt)
             database: Database | None = None
             error: BaseException | None = None
             last = len(group) - 1

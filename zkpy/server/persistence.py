@@ -35,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zkpy.proto.jute import Record
 from zkpy.proto.records import TxnHeader
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
+_T = TypeVar("_T")
 _NULL = b"\xff\xff\xff\xff"
 _SPOOL_CHUNK_BYTES = 1 << 20
 # Nodes serialized per event-loop turn while a snapshot runs: bounds the pause a client can see.
@@ -79,6 +80,24 @@ class LogStats:
     last_snapshot_path: str = ""
     snapshots_taken: int = 0
     recent_batch_sizes: list[int] = field(default_factory=list)
+
+
+def next_group(handed: queue.SimpleQueue[_T | None]) -> tuple[list[_T], bool]:
+    """For a writer thread: wait for the next item handed over, then take whatever is queued
+    behind it, so all of it shares one write and one fsync.  The flag says a None (stop) came
+    after them; an empty group means stop now."""
+    first = handed.get()
+    if first is None:
+        return [], True
+    group = [first]
+    while True:
+        try:
+            nxt = handed.get_nowait()
+        except queue.Empty:
+            return group, False
+        if nxt is None:
+            return group, True
+        group.append(nxt)
 
 
 class TxnLogDurability:
@@ -133,22 +152,10 @@ class TxnLogDurability:
         return done
 
     def _log_thread(self) -> None:
-        handed = self._handed
         while True:
-            first = handed.get()
-            if first is None:
+            group, stop = next_group(self._handed)
+            if not group:
                 return
-            group = [first]
-            stop = False
-            while True:  # everything handed over meanwhile shares this write and fsync
-                try:
-                    nxt = handed.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                group.append(nxt)
             error = self._failure
             if error is None:
                 try:
