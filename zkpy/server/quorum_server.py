@@ -126,13 +126,13 @@ class QuorumPeerServer(ZooKeeperServer):
             e = decode_txn(entry)
             hdr, txn = e.hdr, e.txn
             item = self._forwarded.pop((hdr.clientId, hdr.cxid), None)
-            if item is None:
-                item = in_flight(Prepared(hdr, txn))
-                self._in_flight += 1  # balanced by _on_commit
+            if item is None:  # another member's client, or the leader's own: nobody to answer here
+                self.apply_committed(hdr, txn)
             else:
                 item.prepared = Prepared(hdr, txn)
-        self.pipeline.clock = time.time()
-        self._on_commit(item)
+        if item is not None:
+            self.pipeline.clock = time.time()
+            self._on_commit(item)
         if self.after_apply is not None:
             self.after_apply(1)
         # The answers leave with the flush mark_dirty scheduled for the end of this loop turn

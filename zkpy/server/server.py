@@ -12,7 +12,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zkpy.proto import errors
 from zkpy.proto.constants import OpCode
@@ -30,6 +30,11 @@ from zkpy.server.stats import ServerStats
 from zkpy.tree.acl import AuthRegistry
 from zkpy.tree.node import EPHEMERAL_TTL, PERSISTED, ephemeral_type, ttl_of
 from zkpy.tree.watches import Watches
+
+if TYPE_CHECKING:
+    from zkpy.proto.jute import Record
+    from zkpy.proto.records import TxnHeader
+    from zkpy.tree.datatree import TxnResult
 
 log = logging.getLogger(__name__)
 
@@ -398,17 +403,9 @@ class ZooKeeperServer:
 
     def _on_commit(self, item: Pending) -> None:
         self._in_flight -= 1
-        self._batch_txns += 1
         prepared = item.prepared
         hdr = prepared.hdr
-        rc = self.db.apply(hdr, prepared.txn)
-        self.preparer.retire(hdr.zxid)
-        op = hdr.type
-        if op == _CLOSE_SESSION:
-            self._session_closed(hdr.clientId)
-        elif op == _CREATE_SESSION and hdr.clientId not in self.sessions.sessions:
-            # A session created through another member (quorum): track it here too.
-            self.sessions.add(hdr.clientId, self.db.sessions.get(hdr.clientId, 0), _now_ms())
+        rc = self.apply_committed(hdr, prepared.txn)
         if item.session is not None:
             s = item.session
             self._finish_session(s.conn, s.session_id, s.timeout_ms, s.read_only)
@@ -429,13 +426,27 @@ class ZooKeeperServer:
         stats.packets_sent += 1
         self.metrics.record_update_latency(ms)
         conn.record_op(xid, zxid, req_op, ms)
-        if req_op == _SET_DATA and op == _SET_DATA and not rc.err:
+        if req_op == _SET_DATA and hdr.type == _SET_DATA and not rc.err:
             reply = _REPLY_STAT.pack(84, xid, zxid, 0) + rc.stat  # type: ignore[operator]
         else:
             reply = write_reply(req_op, xid, zxid, rc, prepared.error)
         conn.complete(item, reply)
         if req_op == _CLOSE_SESSION:
             conn.close_after_flush()
+
+    def apply_committed(self, hdr: TxnHeader, txn: Record | None) -> TxnResult:
+        """Apply a committed txn and keep sessions and the prepare overlay in step (what every
+        commit does, whether or not a client here waits for it)."""
+        self._batch_txns += 1
+        rc = self.db.apply(hdr, txn)
+        self.preparer.retire(hdr.zxid)
+        op = hdr.type
+        if op == _CLOSE_SESSION:
+            self._session_closed(hdr.clientId)
+        elif op == _CREATE_SESSION and hdr.clientId not in self.sessions.sessions:
+            # A session created through another member (quorum): track it here too.
+            self.sessions.add(hdr.clientId, self.db.sessions.get(hdr.clientId, 0), _now_ms())
+        return rc
 
     def _session_closed(self, session_id: int) -> None:
         self.sessions.remove(session_id)
