@@ -205,8 +205,8 @@ def parse_quorum_packets(buf: bytes, stop_after: int = -1) -> tuple[list[QuorumP
     """Every whole packet at the start of ``buf``, up to and including one of type
     ``stop_after``: (packets, where the rest starts, the error that stopped it or None).
 
-    Packets without auth ids (or with none) are read inline, one struct call for the head;
-    the others go through :func:`parse_quorum_packet`."""
+    One struct call reads a head with the int after it (the auth count when there is no data);
+    no packet is read twice."""
     out: list[QuorumPacket] = []
     append = out.append
     unpack = _PACKET_HEAD_AND_INT.unpack_from
@@ -236,15 +236,15 @@ def parse_quorum_packets(buf: bytes, stop_after: int = -1) -> tuple[list[QuorumP
         if count == -1 or count == 0:
             append(qp_new(ptype, zxid, data, None if count == -1 else []))
             pos = at + 4
-        else:
+        else:  # a learner's REQUEST carries its client's ids
             try:
-                parsed = parse_quorum_packet(buf, pos)
+                read = _read_auth(buf, at + 4, count)
             except WireError as e:
                 return out, pos, e
-            if parsed is None:
+            if read is None:
                 break
-            append(parsed[0])
-            pos = parsed[1]
+            append(qp_new(ptype, zxid, data, read[0]))
+            pos = read[1]
         if ptype == stop_after:
             break
     return out, pos, None
@@ -275,8 +275,18 @@ def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket,
     pos += 4
     if count == -1:
         return QuorumPacket(ptype, zxid, data, None), pos
+    read = _read_auth(buf, pos, count)
+    if read is None:
+        return None
+    return QuorumPacket(ptype, zxid, data, read[0]), read[1]
+
+
+def _read_auth(buf: bytes | bytearray, pos: int, count: int) -> tuple[list[Id], int] | None:
+    """``count`` auth ids (scheme and id strings) from ``buf[pos]`` and where they end, or None
+    while incomplete; raises WireError on counts and lengths no packet has."""
     if count < 0 or count > 1024:
         raise WireError(f"quorum packet with {count} auth ids")
+    end = len(buf)
     auth: list[Id] = []
     for _ in range(count):
         parts: list[str | None] = []
@@ -295,7 +305,7 @@ def parse_quorum_packet(buf: bytes | bytearray, pos: int) -> tuple[QuorumPacket,
             parts.append(bytes(buf[pos:pos + k]).decode("utf-8", "replace"))
             pos += k
         auth.append(Id(parts[0], parts[1]))
-    return QuorumPacket(ptype, zxid, data, auth), pos
+    return auth, pos
 
 
 def encode_learner_info(sid: int, config_version: int = 0) -> bytes:
