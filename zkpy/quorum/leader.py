@@ -414,26 +414,19 @@ class LeaderCore:
         """Commit, in zxid order, every outstanding proposal a quorum has logged."""
         self.commit_due = False
         out = self.outstanding
-        if not out:
-            return
         needed = self._needed
         mine = self.self_durable
         last = 0
-        for zxid, acks in out.items():
-            if len(acks) + (zxid <= mine) < needed:
-                break
-            last = zxid
-        if not last:
-            return
-        host = self.host
         while out:
-            zxid = next(iter(out))
-            if zxid > last:
+            zxid, acks = next(iter(out.items()))
+            if len(acks) + (zxid <= mine) < needed:
                 break
             del out[zxid]
             self._commit(zxid)
-        host.apply_to(last)
-        self._answer_syncs()
+            last = zxid
+        if last:
+            self.host.apply_to(last)
+            self._answer_syncs()
 
     def _commit(self, zxid: int) -> None:
         self.last_committed = zxid

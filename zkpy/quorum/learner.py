@@ -303,14 +303,14 @@ class LearnerCore:
                 return
             if qp.zxid > self.commit_point:
                 self.commit_point = qp.zxid
-                self.apply_due = self.state == L_ACTIVE
+                self.apply_due = True
         elif t == wire.INFORM and self.observer:
             if qp.zxid <= hist.last or qp.data is None:
                 self._fail(f"{wire.describe(qp)} does not follow 0x{hist.last:x}")
                 return
             self.host.log_entry(self, qp.zxid, qp.data)
             self.commit_point = qp.zxid
-            self.apply_due = self.state == L_ACTIVE
+            self.apply_due = True
         elif t == wire.UPTODATE:
             if self.state != L_WAIT_UPTODATE:
                 self._fail("UPTODATE before our NEWLEADER ACK")

@@ -118,11 +118,10 @@ class PeerCore:
         self._snapshot_barrier = False
         self._token = 0
         self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()
-        # The broadcast path's entries of the newest Ready share one AppendEntries and one
-        # durability callback (see log_entry); encoded packets to a connection share one
+        # The broadcast path's entries of the newest Ready share one AppendEntries (and one
+        # durability callback, see log_entry); encoded packets to a connection share one
         # Outgoing until something else is sent to it (see send_encoded).
         self._open_append: AppendEntries | None = None
-        self._open_mark: _EntriesDurable | None = None
         self._tails: dict[int, list[bytes]] = {}
         self._next_conn = -2  # connections this core opens are negative; the driver numbers accepted ones
         self._own_conns: set[int] = set()
@@ -411,11 +410,10 @@ class PeerCore:
             items.append(ae)
         ae.zxids.append(zxid)
         ae.entries.append(data)
-        mark = self._open_mark
         cbs = self._callbacks
-        if (mark is None or not cbs or cbs[-1][1] is not mark or cbs[-1][0] != token or mark.role is not role
-                or mark.generation != hist.generation):
-            mark = self._open_mark = _EntriesDurable(hist, role)
+        mark = cbs[-1][1] if cbs and cbs[-1][0] == token else None
+        if not isinstance(mark, _EntriesDurable) or mark.role is not role or mark.generation != hist.generation:
+            mark = _EntriesDurable(hist, role)
             cbs.append((token, mark))
         mark.zxid = zxid
 

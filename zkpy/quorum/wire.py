@@ -83,8 +83,8 @@ _REVALIDATE_RESP = struct.Struct(">q?")
 _REQUEST_HEAD = struct.Struct(">qii")
 _INITIAL_HEAD = struct.Struct(">qqi")
 _PACKET_HEAD = struct.Struct(">iqi")  # type, zxid, data length
-_PACKET_NO_DATA = struct.Struct(">iqii")  # type, zxid, -1 (no data), -1 (no auth ids)
-_PACKET_HEAD_AND_INT = _PACKET_NO_DATA  # type, zxid, data length, the next int
+# type, zxid, data length, then the next int: the auth count when there is no data (-1)
+_PACKET_HEAD_INT = struct.Struct(">iqii")
 _NO_AUTH = b"\xff\xff\xff\xff"
 # QuorumPacket data are txns, sized like any jute buffer (jute.maxbuffer + extrasize).
 MAX_PACKET_DATA_BYTES = 2 * 0xFFFFF
@@ -181,7 +181,7 @@ def encode_packet(ptype: int, zxid: int, data: bytes | None = None, authinfo: li
     go out this way, encoded once however many learners get them, and a learner's REQUESTs."""
     if authinfo is None:
         if data is None:
-            return _PACKET_NO_DATA.pack(ptype, zxid, -1, -1)
+            return _PACKET_HEAD_INT.pack(ptype, zxid, -1, -1)
         return b"".join((_PACKET_HEAD.pack(ptype, zxid, len(data)), data, _NO_AUTH))
     parts = [_PACKET_HEAD.pack(ptype, zxid, -1 if data is None else len(data)), data or b"",
              _INT.pack(len(authinfo))]
@@ -209,7 +209,7 @@ def parse_quorum_packets(buf: bytes, stop_after: int = -1) -> tuple[list[QuorumP
     no packet is read twice."""
     out: list[QuorumPacket] = []
     append = out.append
-    unpack = _PACKET_HEAD_AND_INT.unpack_from
+    unpack = _PACKET_HEAD_INT.unpack_from
     unpack_int = _INT.unpack_from
     qp_new = QuorumPacket
     pos = 0

@@ -49,6 +49,14 @@ class MemoryOnly:
         return None
 
 
+def running_loop(cached: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+    """``cached`` while it runs, else the running loop: asyncio.get_running_loop() makes a
+    getpid() system call each time (its fork check), too dear for once per write."""
+    if cached is not None and cached.is_running():
+        return cached
+    return asyncio.get_running_loop()
+
+
 def _consume(done: asyncio.Future[None]) -> None:
     if not done.cancelled():
         done.exception()
@@ -69,9 +77,7 @@ class CommitPipeline:
         self._syncing: deque[tuple[list[object], asyncio.Future[None]]] = deque()
         self._memory = isinstance(durability, MemoryOnly)
         self._scheduled = False
-        # The running loop, looked up once: asyncio.get_running_loop() makes a getpid() system
-        # call each time (its fork check), and submit runs once per write.
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # see running_loop
         self.failed: BaseException | None = None
         self.on_failure: Callable[[], None] | None = None
         # Wall-clock time when the batch being applied became durable (latency figures).
@@ -87,9 +93,7 @@ class CommitPipeline:
         self._batch.append(item)
         if not self._scheduled:
             self._scheduled = True
-            loop = self._loop
-            if loop is None or not loop.is_running():
-                loop = self._loop = asyncio.get_running_loop()
+            loop = self._loop = running_loop(self._loop)
             loop.call_soon(self._commit_memory if self._memory else self._hand_over)
 
     def _commit_memory(self) -> None:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from zkpy.proto.jute import Record
 from zkpy.proto.records import TxnHeader
+from zkpy.server.commit import running_loop
 from zkpy.server.database import Database
 from zkpy.storage import purge as purging
 from zkpy.storage.errors import StorageError
@@ -131,9 +132,7 @@ class TxnLogDurability:
         self._roll_next = True
 
     def sync(self) -> asyncio.Future[None]:
-        loop = self._loop
-        if loop is None or not loop.is_running():  # looked up once: each lookup makes a getpid() call
-            loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop = running_loop(self._loop)
         done: asyncio.Future[None] = loop.create_future()
         batch, self._pending = self._pending, []
         roll, self._roll_next = self._roll_next, False

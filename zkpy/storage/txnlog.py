@@ -198,18 +198,16 @@ class TxnLogWriter:
     def append_framed(self, framed: FramedTxns) -> None:
         """Buffer records :func:`frame_txns` made (elsewhere: the event loop, while the log
         thread holds on to nothing but the write and the fsync)."""
-        if framed.count:
-            self._buf += framed.data
-            self._appended(framed.first_zxid, framed.last_zxid, framed.count)
-
-    def _appended(self, first_zxid: int, last_zxid: int, count: int) -> None:
-        if first_zxid <= self.last_zxid:
+        if not framed.count:
+            return
+        self._buf += framed.data
+        if framed.first_zxid <= self.last_zxid:
             # Apache only warns here; refusing would stop the server for a harmless duplicate.
-            log.warning("zxid %#x appended after %#x", first_zxid, self.last_zxid)
-        self.last_zxid = max(self.last_zxid, last_zxid)
+            log.warning("zxid %#x appended after %#x", framed.first_zxid, self.last_zxid)
+        self.last_zxid = max(self.last_zxid, framed.last_zxid)
         if self._buf_count == 0:
-            self._buf_first_zxid = first_zxid
-        self._buf_count += count
+            self._buf_first_zxid = framed.first_zxid
+        self._buf_count += framed.count
 
     # ------------------------------------------------------------------ writing
 
