@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from zkpy.proto.records import SetDataTxn, TxnHeader
 from zkpy.server.commit import APPLY_CHUNK, CommitPipeline, MemoryOnly
 from zkpy.server.persistence import TxnLogDurability
+from zkpy.storage.aio import AioFsync
 from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter
 
 
@@ -200,3 +202,135 @@ def test_an_entry_too_long_for_the_log_fails_the_pipeline_unacknowledged(tmp_pat
     durability.close()
     assert applied == []
     assert list(TxnLogIterator(tmp_path, 0)) == []
+
+
+class HeldAio:
+    """Kernel AIO whose completions the test holds back (the fsyncs themselves are real)."""
+
+    def __init__(self, real: AioFsync, fail: bool = False) -> None:
+        self.real = real
+        self.eventfd = real.eventfd
+        self.fail = fail
+        self.held = True
+        self.stash: list[int] = []
+        self.submits: list[tuple[int, int]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return self.real.in_flight + len(self.stash)
+
+    def submit(self, data_fds: list[int], dir_fds: list[int]) -> None:
+        self.submits.append((len(data_fds), len(dir_fds)))
+        self.real.submit(data_fds, dir_fds)
+
+    def reap(self) -> list[int]:
+        got = self.real.reap()
+        if self.held:
+            self.stash += got
+            return []
+        got, self.stash = self.stash + got, []
+        return [-5 if self.fail else r for r in got]
+
+    def release(self) -> None:
+        self.held = False
+        os.eventfd_write(self.eventfd, 1)  # the completions it hid woke the loop already
+
+    def wait(self, timeout_s: float) -> list[int]:
+        got, self.stash = self.stash + self.real.wait(timeout_s), []
+        return got
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def _kernel_aio(tmp_path: Path) -> AioFsync:
+    aio = AioFsync.open(tmp_path)
+    if aio is None:
+        pytest.skip("kernel AIO fsync is not available here (the log uses its thread)")
+    return aio
+
+
+def test_kernel_aio_fsyncs_files_and_directories_and_reports_a_bad_fd(tmp_path: Path) -> None:
+    aio = _kernel_aio(tmp_path)
+    try:
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+        dir_fd = os.open(tmp_path, os.O_RDONLY)
+        os.write(fd, b"x")
+        aio.submit([fd], [dir_fd])
+        assert aio.in_flight == 2
+        assert sorted(aio.wait(timeout_s=10)) == [0, 0] and aio.in_flight == 0
+        os.close(fd)
+        os.close(dir_fd)
+        with pytest.raises(OSError):
+            aio.submit([fd], [])  # closed: the kernel refuses it at once
+        assert aio.in_flight == 0
+    finally:
+        aio.close()
+
+
+def test_kernel_aio_batches_handed_over_during_an_fsync_share_the_next_one(tmp_path: Path) -> None:
+    aio = HeldAio(_kernel_aio(tmp_path))
+    durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024), 1000, aio=aio)  # type: ignore[arg-type]
+    applied: list[object] = []
+
+    async def go() -> None:
+        pipeline = CommitPipeline(durability, applied.append, lambda: applied.append("batch done"))
+        await _submit_in_turns(pipeline, 1, 3)
+        await asyncio.sleep(0.05)  # the first fsync is done in the kernel, its completion held
+        await _submit_in_turns(pipeline, 5, 4, roll_at=2, durability=durability, first_zxid=4)
+        assert applied == [] and len(aio.submits) == 1  # nothing acknowledged before its fsync
+        aio.release()
+        await pipeline.drain()
+        assert durability.stats.fsync_count == 2  # five turns, one fsync
+        # The second covers the rolled file, the new one and the directory entry of the new one.
+        assert aio.submits == [(1, 1), (2, 1)]
+
+    asyncio.run(go())
+    durability.close()
+    assert [a for a in applied if a != "batch done"] == list(range(1, 24))
+    assert durability.stats.txns == 23
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.1", f"log.{3 + 2 * 4 + 1:x}"]
+    assert [e.hdr.zxid for e in TxnLogIterator(tmp_path, 0)] == list(range(1, 24))
+
+
+def test_kernel_aio_a_failed_fsync_acknowledges_nothing_of_its_batch_or_later(tmp_path: Path) -> None:
+    aio = HeldAio(_kernel_aio(tmp_path), fail=True)
+    durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024), 1000, aio=aio)  # type: ignore[arg-type]
+    applied: list[object] = []
+    failures: list[bool] = []
+
+    async def go() -> None:
+        pipeline = CommitPipeline(durability, applied.append, lambda: None)
+        pipeline.on_failure = lambda: failures.append(True)
+        await _submit_in_turns(pipeline, 1, 2)
+        await asyncio.sleep(0.05)
+        await _submit_in_turns(pipeline, 2, 2, first_zxid=3)
+        aio.release()
+        await pipeline.drain()
+        assert isinstance(pipeline.failed, OSError) and pipeline.failed.errno == 5
+        assert isinstance(durability.sync().exception(), OSError)  # and everything after it
+        with pytest.raises(RuntimeError, match="transaction log failed"):
+            pipeline.submit(99, TxnHeader(1, 99, 99, 0, 5), None)
+
+    asyncio.run(go())
+    durability.close()
+    assert applied == [] and failures == [True]
+
+
+def test_kernel_aio_close_syncs_what_is_under_way_and_what_waits(tmp_path: Path) -> None:
+    aio = HeldAio(_kernel_aio(tmp_path))
+    durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024), 1000, aio=aio)  # type: ignore[arg-type]
+    results: list[object] = []
+
+    async def go() -> None:
+        futures = []
+        for zxid in (1, 2, 3):
+            txn = SetDataTxn("/n", b"v", zxid)
+            durability.append(TxnHeader(1, zxid, zxid, 0, 5), txn, txn.to_bytes())
+            futures.append(durability.sync())  # the first is under way, the others wait for it
+        durability.close()  # as Storage.close does in this mode: on the loop
+        results.extend(f.exception() if f.done() else "pending" for f in futures)
+
+    asyncio.run(go())
+    assert results == [None, None, None]
+    assert [e.hdr.zxid for e in TxnLogIterator(tmp_path, 0)] == [1, 2, 3]

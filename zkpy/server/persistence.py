@@ -42,11 +42,12 @@ from zkpy.proto.records import TxnHeader
 from zkpy.server.commit import running_loop
 from zkpy.server.database import Database
 from zkpy.storage import purge as purging
+from zkpy.storage.aio import AioFsync
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import open_data_dirs
 from zkpy.storage.recovery import load_tree, recover
 from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
-from zkpy.storage.txnlog import FramedTxns, TxnLogWriter, frame_txns
+from zkpy.storage.txnlog import FramedTxns, PendingSync, TxnLogWriter, frame_txns
 from zkpy.tree.acl import OPEN_ACL_UNSAFE_ID
 from zkpy.tree.datatree import DataTree
 from zkpy.tree.loader import Replayer
@@ -102,15 +103,19 @@ def next_group(handed: queue.SimpleQueue[_T | None]) -> tuple[list[_T], bool]:
 
 
 class TxnLogDurability:
-    """The commit pipeline's Durability: the transaction log, written by a thread of its own.
+    """The commit pipeline's Durability: the transaction log, synced without stalling the loop.
 
-    Each :meth:`sync` hands the txns appended since the previous one to the log thread and
-    returns a future.  The thread takes everything handed over by the time it is free, writes
-    it with one ``pwrite`` and one ``fdatasync``, resolves those futures with one wake-up of
-    the event loop, and goes straight on with what arrived meanwhile: the next fsync never
-    waits for the event loop to get round to starting it."""
+    Each :meth:`sync` hands the txns appended since the previous one over and returns a future.
+    Everything handed over while an fsync runs is written with one ``pwrite`` and synced with the
+    next fsync, which starts as soon as the previous one ends.  Two ways to run the fsync:
 
-    def __init__(self, writer: TxnLogWriter, fsync_warning_ms: int) -> None:
+    - kernel AIO (``aio``, Linux): the loop writes the batch and submits the fsync; a kernel
+      worker runs it and bumps an eventfd the loop watches.  No Python thread wakes up.
+    - otherwise a thread of its own, which takes everything handed over by the time it is free,
+      writes and syncs it, resolves those futures with one wake-up of the loop and goes straight
+      on with what arrived meanwhile."""
+
+    def __init__(self, writer: TxnLogWriter, fsync_warning_ms: int, *, aio: AioFsync | None = None) -> None:
         self.writer = writer
         self.stats = LogStats()
         self.fsync_warning_ms = fsync_warning_ms
@@ -118,11 +123,19 @@ class TxnLogDurability:
         self._roll_next = False
         self.bytes_since_roll = 0
         self.metrics: Any = None  # the server's ServerMetrics, once attached
-        # (txns, roll first, future, its loop), or None to stop the thread.
-        self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Thread mode: (txns, roll first, future, its loop), or None to stop the thread.
+        self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # AIO mode: what waits for the fsync under way, and that fsync's group.
+        self.aio = aio
+        self._waiting: list[_Handed] = []
+        self._in_flight: list[_Handed] = []
+        self._in_flight_sync: PendingSync | None = None
+        self._in_flight_error = 0
+        self._started = 0.0
+        self._watching: asyncio.AbstractEventLoop | None = None
 
     def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         self._pending.append((hdr, txn, raw))
@@ -137,18 +150,91 @@ class TxnLogDurability:
         batch, self._pending = self._pending, []
         roll, self._roll_next = self._roll_next, False
         try:
-            # Framed and checksummed here, on the loop: the log thread then needs the GIL only
-            # for a few steps around its write and fsync, instead of taking it from the loop
-            # for as long as framing the batch takes.
+            # Framed and checksummed here, on the loop: a log thread then needs the GIL only for a
+            # few steps around its write and fsync, instead of taking it from the loop for as
+            # long as framing the batch takes.
             framed = frame_txns(batch, self.writer.max_entry_bytes)
         except ValueError as e:
             done.set_exception(e)  # the pipeline fails: nothing of it is acknowledged
+            return done
+        if self.aio is not None:
+            self._hand_to_kernel((framed, roll, done, loop))
             return done
         if self._thread is None:
             self._thread = threading.Thread(target=self._log_thread, name="zkpy-txnlog", daemon=True)
             self._thread.start()
         self._handed.put((framed, roll, done, loop))
         return done
+
+    # ------------------------------------------------------------------ AIO mode (on the loop)
+
+    def _hand_to_kernel(self, handed: _Handed) -> None:
+        assert self.aio is not None
+        if self._failure is not None:
+            handed[2].set_exception(self._failure)
+            return
+        loop = handed[3]
+        if self._watching is not loop:
+            if self._watching is not None and not self._watching.is_closed():
+                self._watching.remove_reader(self.aio.eventfd)
+            loop.add_reader(self.aio.eventfd, self._on_fsynced)
+            self._watching = loop
+        self._waiting.append(handed)
+        if not self._in_flight:
+            self._start_fsync()
+
+    def _start_fsync(self) -> None:
+        assert self.aio is not None
+        group, self._waiting = self._waiting, []
+        pending = None
+        try:
+            self._append_group(group)
+            pending = self.writer.begin_flush()
+            self.aio.submit(pending.data_fds, pending.dir_fds)
+        except BaseException as e:  # nothing of the group, nor anything after it, is acknowledged
+            if pending is not None:
+                self.writer.abort_flush(pending)
+            self._fail_kernel_mode(group, e)
+            return
+        self._in_flight, self._in_flight_sync = group, pending
+        self._started = time.monotonic()
+        if self.aio.in_flight == 0:  # forceSync=no: written is all there is to do
+            self._finish_fsync()
+
+    def _on_fsynced(self) -> None:
+        assert self.aio is not None
+        try:
+            results = self.aio.reap()
+        except OSError as e:
+            self._fail_kernel_mode(self._in_flight, e)
+            return
+        for res in results:
+            if res < 0 and not self._in_flight_error:
+                self._in_flight_error = -res
+        if self._in_flight and self.aio.in_flight == 0:
+            self._finish_fsync()
+
+    def _finish_fsync(self) -> None:
+        group, pending = self._in_flight, self._in_flight_sync
+        assert pending is not None
+        self._in_flight, self._in_flight_sync = [], None
+        if self._in_flight_error:
+            self.writer.abort_flush(pending)
+            errno, self._in_flight_error = self._in_flight_error, 0
+            self._fail_kernel_mode(group, OSError(errno, f"fdatasync of the transaction log: {os.strerror(errno)}"))
+            return
+        self.writer.end_flush(pending)
+        self._record_fsync((time.monotonic() - self._started) * 1000, group)
+        if self._waiting:
+            self._start_fsync()  # the disk works on the next group while the loop applies this one
+        _resolve([done for _framed, _roll, done, _loop in group], None)
+
+    def _fail_kernel_mode(self, group: list[_Handed], error: BaseException) -> None:
+        self._failure = error
+        everything, self._waiting, self._in_flight = group + self._waiting, [], []
+        _resolve([done for _framed, _roll, done, _loop in everything], error)
+
+    # ------------------------------------------------------------------ thread mode
 
     def _log_thread(self) -> None:
         while True:
@@ -173,17 +259,22 @@ class TxnLogDurability:
                 return
 
     def _write(self, group: list[_Handed]) -> None:
+        self._append_group(group)
+        started = time.monotonic()
+        self.writer.flush(sync=True)
+        self._record_fsync((time.monotonic() - started) * 1000, group)
+
+    # ------------------------------------------------------------------ both
+
+    def _append_group(self, group: list[_Handed]) -> None:
         writer = self.writer
-        n = 0
         for framed, roll, _done, _loop in group:
             if roll:
                 writer.roll()  # what is buffered goes to the old file, the rest to a new one
                 self.bytes_since_roll = 0
             writer.append_framed(framed)
-            n += framed.count
-        started = time.monotonic()
-        writer.flush(sync=True)
-        ms = (time.monotonic() - started) * 1000
+
+    def _record_fsync(self, ms: float, group: list[_Handed]) -> None:
         st = self.stats
         st.fsync_count += 1
         st.fsync_total_ms += ms
@@ -191,18 +282,45 @@ class TxnLogDurability:
         if self.metrics is not None:
             self.metrics.fsync_time.add(int(ms))
         st.batches += 1
-        st.txns += n
+        st.txns += sum(framed.count for framed, _roll, _done, _loop in group)
         if ms > self.fsync_warning_ms:
             st.fsync_threshold_exceeded += 1
             log.warning("fsync-ing the write ahead log took %.0fms which will adversely effect operation "
                         "latency.", ms)
 
     def close(self) -> None:
+        """Everything handed over is written and synced, then the log is closed.  In AIO mode
+        this runs on the loop (it is its state); in thread mode anywhere."""
         thread = self._thread
         if thread is not None:
             self._handed.put(None)  # after everything handed over before it
             thread.join(timeout=30)
-        self.writer.close()
+        aio = self.aio
+        if aio is None:
+            self.writer.close()
+            return
+        if self._watching is not None and not self._watching.is_closed():
+            self._watching.remove_reader(aio.eventfd)
+        for _ in range(2):  # the fsync under way, then the one its end may start for what waited
+            if not self._in_flight:
+                break
+            for res in aio.wait(timeout_s=30.0):
+                if res < 0 and not self._in_flight_error:
+                    self._in_flight_error = -res
+            if aio.in_flight:
+                self._fail_kernel_mode(self._in_flight, TimeoutError("the log's fsync did not end in 30 s"))
+                break
+            self._finish_fsync()
+        group, self._waiting = self._waiting, []
+        if self._failure is None:
+            self._append_group(group)  # synced by the writer's close
+        aio.close()
+        try:
+            self.writer.close()
+        except BaseException as e:
+            _resolve([done for _framed, _roll, done, _loop in group], e)
+            raise
+        _resolve([done for _framed, _roll, done, _loop in group], self._failure)
 
 
 _Handed = tuple[FramedTxns, bool, "asyncio.Future[None]", asyncio.AbstractEventLoop]
@@ -420,7 +538,10 @@ class Storage:
                                    size_limit_bytes=int(getattr(config, "txn_log_size_limit_kb", -1)) * 1024,
                                    max_entry_bytes=int(config.jute_max_buffer)
                                    + int(getattr(config, "jute_max_buffer_extra_size", config.jute_max_buffer)))
-        self.durability = TxnLogDurability(self.writer, int(getattr(config, "fsync_warning_threshold_ms", 1000)))
+        # Kernel AIO for the fsyncs unless ZKPY_TXNLOG_AIO=0 (or it does not work here).
+        aio = AioFsync.open(self.dirs.log_dir) if os.environ.get("ZKPY_TXNLOG_AIO", "1") != "0" else None
+        self.durability = TxnLogDurability(self.writer, int(getattr(config, "fsync_warning_threshold_ms", 1000)),
+                                           aio=aio)
         self.stats = self.durability.stats
         self._snap_executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-snapshot")
         self.snapshotter: Snapshotter | None = None
@@ -469,7 +590,10 @@ class Storage:
             except (TimeoutError, asyncio.CancelledError, StorageError, OSError) as e:
                 log.warning("snapshot in progress at shutdown did not finish: %s", e)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.durability.close)
+        if self.durability.aio is not None:
+            self.durability.close()  # its state is the loop's; at most an fsync's wait
+        else:
+            await loop.run_in_executor(None, self.durability.close)
         self._snap_executor.shutdown(wait=True)
 
 

@@ -148,6 +148,16 @@ def frame_entries(entries: Iterable[bytes], max_entry_bytes: int) -> FramedTxns:
     return FramedTxns(buf, first, zxid, count)
 
 
+@dataclass(slots=True)
+class PendingSync:
+    """What one flush must sync: files to fdatasync, the log directory to fsync (its fd, opened
+    for this), and the rolled files to close once that is done."""
+
+    data_fds: list[int]
+    dir_fds: list[int]
+    rolled: list[int]
+
+
 class TxnLogWriter:
     """Appends entries to ``log_dir``; one instance owns the log while the server runs.
 
@@ -253,21 +263,59 @@ class TxnLogWriter:
 
         ``force_sync=False`` (zoo.cfg ``forceSync=no``) skips the fsync as Apache does.
         """
+        if not sync:
+            self._check_open()
+            self._write_pending()
+            self._roll_if_over_limit()
+            return
+        pending = self.begin_flush()
+        try:
+            for fd in pending.data_fds:
+                _fdatasync(fd)
+            for fd in pending.dir_fds:
+                os.fsync(fd)
+        except BaseException:
+            self.abort_flush(pending)
+            raise
+        self.end_flush(pending)
+
+    def begin_flush(self) -> PendingSync:
+        """Write every buffered entry and say what must be synced for them to be durable; the
+        caller syncs it (here or through the kernel's AIO) and then calls :meth:`end_flush`."""
+        self._check_open()
+        self._write_pending()
+        rolled, self._to_sync = self._to_sync, []
+        if not self.force_sync:
+            return PendingSync([], [], rolled)
+        data_fds = list(rolled)
+        if self._fd is not None:
+            data_fds.append(self._fd)
+        dir_fds = []
+        if self._dir_dirty:
+            # A new file's directory entry: without it the synced data cannot be found after a crash.
+            dir_fds.append(os.open(self.log_dir, os.O_RDONLY))
+            self._dir_dirty = False
+        return PendingSync(data_fds, dir_fds, rolled)
+
+    def end_flush(self, pending: PendingSync) -> None:
+        """After the syncs of :meth:`begin_flush` succeeded: close the files they finished."""
+        for fd in pending.rolled + pending.dir_fds:
+            os.close(fd)
+        self._roll_if_over_limit()
+
+    def abort_flush(self, pending: PendingSync) -> None:
+        """A sync of :meth:`begin_flush` failed: nothing is known durable, the rolled files stay
+        to be synced (and closed by :meth:`close`)."""
+        self._to_sync[:0] = pending.rolled
+        self._dir_dirty = self._dir_dirty or bool(pending.dir_fds)
+        for fd in pending.dir_fds:
+            os.close(fd)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise StorageError("transaction log writer is closed")
-        self._write_pending()
-        if sync and self.force_sync:
-            for fd in self._to_sync:
-                _fdatasync(fd)
-            if self._fd is not None:
-                _fdatasync(self._fd)
-            if self._dir_dirty:
-                fsync_dir(self.log_dir)
-                self._dir_dirty = False
-        if sync:
-            for fd in self._to_sync:
-                os.close(fd)
-            self._to_sync.clear()
+
+    def _roll_if_over_limit(self) -> None:
         if self.size_limit_bytes > 0 and self._fd is not None and self._pos > self.size_limit_bytes:
             self.roll()
 
