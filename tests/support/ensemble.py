@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.servers import ServerProcess, four_letter, free_port
+from tests.support.servers import ServerProcess, four_letter
+from zkpy.bench.servers import free_ports
 
 
 @dataclass
@@ -68,7 +69,7 @@ def make_ensemble(kind: str, base: Path, n: int = 3, observers: int = 0, first_i
     """``n`` voters (+ ``observers``) on 127.0.0.<first_ip>..., ports picked free on each address."""
     ids = list(range(1, n + observers + 1))
     hosts = {sid: f"127.0.0.{first_ip + sid - 1}" for sid in ids}
-    ports = {sid: (free_port(hosts[sid]), free_port(hosts[sid]), free_port(hosts[sid])) for sid in ids}
+    ports = {sid: tuple(free_ports(hosts[sid], 3)) for sid in ids}
     servers = {}
     for sid in ids:
         role = ":observer" if sid > n else ""

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zkpy.bench.servers import free_port
+
 JAVA_DIR = Path("/usr/share/java")
 APACHE_JARS = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar",
                "netty-handler.jar", "netty-common.jar", "netty-buffer.jar", "netty-transport.jar",
@@ -38,12 +40,6 @@ def apache_missing_reason() -> str:
 
 def apache_classpath() -> str:
     return ":".join(str(JAVA_DIR / j) for j in APACHE_JARS if (JAVA_DIR / j).exists())
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def four_letter(host: str, port: int, cmd: str, timeout_s: float = 5.0) -> str:

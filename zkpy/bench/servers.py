@@ -34,6 +34,7 @@ __all__ = [
     "apache_heap_used_bytes",
     "four_letter",
     "free_port",
+    "free_ports",
     "java_version",
     "make_ensemble",
     "make_server",
@@ -78,6 +79,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_ports(host: str, n: int) -> list[int]:
+    """``n`` different free ports: all held open until the last is bound (ports asked for one
+    after the other may come back the same, once the previous one is closed)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def four_letter(host: str, port: int, cmd: str, timeout_s: float = 5.0) -> str:
@@ -353,7 +364,7 @@ def make_ensemble(kind: str, base: Path, *, size: int = ENSEMBLE_SIZE, first_ip:
     if first < 1 or first + size - 1 > 254:
         raise ValueError(f"no room for {size} members from 127.0.0.{first}")
     hosts = {sid: f"127.0.0.{first + sid - 1}" for sid in range(1, size + 1)}
-    ports = {sid: (free_port(h), free_port(h), free_port(h)) for sid, h in hosts.items()}
+    ports = {sid: tuple(free_ports(h, 3)) for sid, h in hosts.items()}
     peers = {sid: f"{hosts[sid]}:{ports[sid][1]}:{ports[sid][2]}" for sid in hosts}
     members = []
     for sid in hosts:
