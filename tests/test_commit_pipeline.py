@@ -104,6 +104,15 @@ def _submit_in_turns(pipeline: CommitPipeline, turns: int, per_turn: int, roll_a
     return go()
 
 
+def _check_23_txns_in_two_files(durability: TxnLogDurability, applied: list[object], log_dir: Path) -> None:
+    durability.close()
+    assert [a for a in applied if a != "batch done"] == list(range(1, 24))
+    assert durability.stats.txns == 23
+    # The roll asked for before the third turn's batch started a new file at its first zxid.
+    assert sorted(p.name for p in log_dir.iterdir()) == ["log.1", f"log.{3 + 2 * 4 + 1:x}"]
+    assert [e.hdr.zxid for e in TxnLogIterator(log_dir, 0)] == list(range(1, 24))
+
+
 def test_batches_handed_over_while_the_log_is_busy_share_one_fsync(tmp_path: Path) -> None:
     writer = SlowFirstFlush(tmp_path)
     durability = TxnLogDurability(writer, 1000)
@@ -120,12 +129,7 @@ def test_batches_handed_over_while_the_log_is_busy_share_one_fsync(tmp_path: Pat
         assert writer.flushes == 2 and durability.stats.fsync_count == 2  # five turns, one fsync
 
     asyncio.run(go())
-    durability.close()
-    assert [a for a in applied if a != "batch done"] == list(range(1, 24))
-    assert durability.stats.txns == 23
-    # The roll asked for before the third turn's batch started a new file at its first zxid.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.1", f"log.{3 + 2 * 4 + 1:x}"]
-    assert [e.hdr.zxid for e in TxnLogIterator(tmp_path, 0)] == list(range(1, 24))
+    _check_23_txns_in_two_files(durability, applied, tmp_path)
 
 
 def test_a_failed_fsync_acknowledges_nothing_of_its_batch_or_later(tmp_path: Path) -> None:
@@ -286,11 +290,7 @@ def test_kernel_aio_batches_handed_over_during_an_fsync_share_the_next_one(tmp_p
         assert aio.submits == [(1, 1), (2, 1)]
 
     asyncio.run(go())
-    durability.close()
-    assert [a for a in applied if a != "batch done"] == list(range(1, 24))
-    assert durability.stats.txns == 23
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.1", f"log.{3 + 2 * 4 + 1:x}"]
-    assert [e.hdr.zxid for e in TxnLogIterator(tmp_path, 0)] == list(range(1, 24))
+    _check_23_txns_in_two_files(durability, applied, tmp_path)
 
 
 def test_kernel_aio_a_failed_fsync_acknowledges_nothing_of_its_batch_or_later(tmp_path: Path) -> None:
