@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -131,10 +132,19 @@ def stop_on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
+# The cyclic collector's first generation is collected every GC_YOUNG_THRESHOLD container
+# objects allocated and not freed; Python's 700 makes a server collect about 75 times a second
+# under write load for little garbage (callgrind over the whole server, 16 sessions x depth 32:
+# setData 117.8k -> 114.2k instructions, create+delete 133.6k -> 129.5k per request with 7000).
+GC_YOUNG_THRESHOLD = 7000
+
+
 def run(config: Any) -> int:
     from zkpy.storage.errors import StorageError
 
     install_event_loop_policy()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     try:
         return asyncio.run(serve(config))
     except StorageError as e:
