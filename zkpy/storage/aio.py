@@ -22,6 +22,7 @@ import ctypes
 import logging
 import os
 import platform
+import struct
 import sys
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,8 @@ class _Iocb(ctypes.Structure):
                 ("aio_resfd", ctypes.c_uint32)]
 
 
-class _IoEvent(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_uint64), ("obj", ctypes.c_uint64), ("res", ctypes.c_int64),
-                ("res2", ctypes.c_int64)]
+# struct io_event: data, obj, res, res2
+_EVENT = struct.Struct("=QQqq")
 
 
 class _Timespec(ctypes.Structure):
@@ -68,8 +68,15 @@ class AioFsync:
             raise
         self._iocbs = (_Iocb * MAX_IN_FLIGHT)()
         self._pointers = (ctypes.POINTER(_Iocb) * MAX_IN_FLIGHT)(*(ctypes.pointer(cb) for cb in self._iocbs))
-        self._events = (_IoEvent * MAX_IN_FLIGHT)()
+        # The completions, read with struct from a buffer of our own: indexing a ctypes array
+        # builds an object per event, dear at one call per fsync.
+        self._events = bytearray(_EVENT.size * MAX_IN_FLIGHT)
+        self._events_ref = (ctypes.c_char * len(self._events)).from_buffer(self._events)
         self._no_wait = _Timespec(0, 0)
+        self._no_wait_ref = ctypes.byref(self._no_wait)
+        # The iocbs of the last submit stay as they were (the kernel only reads them): the same
+        # files to sync again need no rebuilding.
+        self._prepared: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         self.in_flight = 0
         self._closed = False
 
@@ -100,21 +107,16 @@ class AioFsync:
             os.close(fd)
         return aio
 
-    def submit(self, data_fds: list[int], full_fds: list[int]) -> None:
-        """Start an fdatasync of each of ``data_fds`` and an fsync of each of ``full_fds``."""
-        n = len(data_fds) + len(full_fds)
+    def submit(self, data_fds: list[int], dir_fds: list[int]) -> None:
+        """Start an fdatasync of each of ``data_fds`` and an fsync of each of ``dir_fds``."""
+        n = len(data_fds) + len(dir_fds)
         if n == 0:
             return
         if self.in_flight + n > MAX_IN_FLIGHT:
             raise OSError(0, f"more than {MAX_IN_FLIGHT} fsyncs in flight")
-        iocbs = self._iocbs
-        for i, fd in enumerate(data_fds + full_fds):
-            cb = iocbs[i]
-            ctypes.memset(ctypes.byref(cb), 0, ctypes.sizeof(cb))
-            cb.aio_lio_opcode = IOCB_CMD_FDSYNC if i < len(data_fds) else IOCB_CMD_FSYNC
-            cb.aio_fildes = fd
-            cb.aio_flags = IOCB_FLAG_RESFD
-            cb.aio_resfd = self.eventfd
+        wanted = (tuple(data_fds), tuple(dir_fds))
+        if wanted != self._prepared:
+            self._prepare(*wanted)
         done = self._syscall(self._submit, self._ctx, n, self._pointers)
         if done < 0:
             raise OSError(ctypes.get_errno(), f"io_submit: {os.strerror(ctypes.get_errno())}")
@@ -122,6 +124,17 @@ class AioFsync:
         if done != n:
             # The kernel took only the first ones: what it did not take never started.
             raise OSError(0, f"io_submit took {done} of {n} fsyncs")
+
+    def _prepare(self, data_fds: tuple[int, ...], dir_fds: tuple[int, ...]) -> None:
+        self._prepared = ((), ())  # until the iocbs below are complete
+        for i, fd in enumerate(data_fds + dir_fds):
+            cb = self._iocbs[i]
+            ctypes.memset(ctypes.byref(cb), 0, ctypes.sizeof(cb))
+            cb.aio_lio_opcode = IOCB_CMD_FDSYNC if i < len(data_fds) else IOCB_CMD_FSYNC
+            cb.aio_fildes = fd
+            cb.aio_flags = IOCB_FLAG_RESFD
+            cb.aio_resfd = self.eventfd
+        self._prepared = (data_fds, dir_fds)
 
     def reap(self) -> list[int]:
         """Results (0 or -errno) of the fsyncs finished since the last call; never blocks."""
@@ -144,12 +157,12 @@ class AioFsync:
         return results
 
     def _collect(self, min_nr: int, timeout: _Timespec | None) -> list[int]:
-        n = self._syscall(self._getevents, self._ctx, min_nr, MAX_IN_FLIGHT, self._events,
-                          ctypes.byref(timeout if timeout is not None else self._no_wait))
+        n = self._syscall(self._getevents, self._ctx, min_nr, MAX_IN_FLIGHT, self._events_ref,
+                          self._no_wait_ref if timeout is None else ctypes.byref(timeout))
         if n < 0:
             raise OSError(ctypes.get_errno(), f"io_getevents: {os.strerror(ctypes.get_errno())}")
         self.in_flight -= n
-        return [self._events[i].res for i in range(n)]
+        return [_EVENT.unpack_from(self._events, i * _EVENT.size)[2] for i in range(n)]
 
     def close(self) -> None:
         if self._closed:
