@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.aio import HeldAio, kernel_aio
 from zkpy.proto.records import SetDataTxn, TxnHeader
 from zkpy.server.commit import APPLY_CHUNK, CommitPipeline, MemoryOnly
 from zkpy.server.persistence import TxnLogDurability
-from zkpy.storage.aio import AioFsync
 from zkpy.storage.txnlog import TxnLogIterator, TxnLogWriter
 
 
@@ -185,54 +185,8 @@ def test_an_entry_too_long_for_the_log_fails_the_pipeline_unacknowledged(tmp_pat
     assert list(TxnLogIterator(tmp_path, 0)) == []
 
 
-class HeldAio:
-    """Kernel AIO whose completions the test holds back (the fsyncs themselves are real)."""
-
-    def __init__(self, real: AioFsync, fail: bool = False) -> None:
-        self.real = real
-        self.eventfd = real.eventfd
-        self.fail = fail
-        self.held = True
-        self.stash: list[int] = []
-        self.submits: list[tuple[int, int]] = []
-
-    @property
-    def in_flight(self) -> int:
-        return self.real.in_flight + len(self.stash)
-
-    def submit(self, data_fds: list[int], dir_fds: list[int]) -> None:
-        self.submits.append((len(data_fds), len(dir_fds)))
-        self.real.submit(data_fds, dir_fds)
-
-    def reap(self) -> list[int]:
-        got = self.real.reap()
-        if self.held:
-            self.stash += got
-            return []
-        got, self.stash = self.stash + got, []
-        return [-5 if self.fail else r for r in got]
-
-    def release(self) -> None:
-        self.held = False
-        os.eventfd_write(self.eventfd, 1)  # the completions it hid woke the loop already
-
-    def wait(self, timeout_s: float) -> list[int]:
-        got, self.stash = self.stash + self.real.wait(timeout_s), []
-        return got
-
-    def close(self) -> None:
-        self.real.close()
-
-
-def _kernel_aio(tmp_path: Path) -> AioFsync:
-    aio = AioFsync.open(tmp_path)
-    if aio is None:
-        pytest.skip("kernel AIO fsync is not available here (the log uses its thread)")
-    return aio
-
-
 def test_kernel_aio_fsyncs_files_and_directories_and_reports_a_bad_fd(tmp_path: Path) -> None:
-    aio = _kernel_aio(tmp_path)
+    aio = kernel_aio(tmp_path)
     try:
         fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o644)
         dir_fd = os.open(tmp_path, os.O_RDONLY)
@@ -250,7 +204,7 @@ def test_kernel_aio_fsyncs_files_and_directories_and_reports_a_bad_fd(tmp_path: 
 
 
 def test_kernel_aio_batches_handed_over_during_an_fsync_share_the_next_one(tmp_path: Path) -> None:
-    aio = HeldAio(_kernel_aio(tmp_path))
+    aio = HeldAio(kernel_aio(tmp_path))
     durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024), 1000, aio=aio)  # type: ignore[arg-type]
     applied: list[object] = []
 
@@ -275,7 +229,7 @@ def _first_fsync_held(tmp_path: Path, mode: str, fail: bool) -> tuple[TxnLogDura
     if mode == "thread":
         writer = SlowFirstFlush(tmp_path, fail=fail)
         return TxnLogDurability(writer, 1000), writer.go.set
-    aio = HeldAio(_kernel_aio(tmp_path), fail=fail)
+    aio = HeldAio(kernel_aio(tmp_path), fail=fail)
     log = TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024)
     return TxnLogDurability(log, 1000, aio=aio), aio.release  # type: ignore[arg-type]
 
@@ -304,7 +258,7 @@ def test_a_failed_fsync_acknowledges_nothing_of_its_batch_or_later(tmp_path: Pat
 
 
 def test_kernel_aio_close_syncs_what_is_under_way_and_what_waits(tmp_path: Path) -> None:
-    aio = HeldAio(_kernel_aio(tmp_path))
+    aio = HeldAio(kernel_aio(tmp_path))
     durability = TxnLogDurability(TxnLogWriter(tmp_path, prealloc_bytes=64 * 1024), 1000, aio=aio)  # type: ignore[arg-type]
     results: list[object] = []
 

@@ -6,10 +6,11 @@ import asyncio
 import threading
 from pathlib import Path
 
+from tests.support.aio import HeldAio, kernel_aio
 from zkpy.proto.constants import OpCode
 from zkpy.proto.records import CreateTxn, TxnHeader
 from zkpy.quorum.disk import QuorumDisk
-from zkpy.quorum.driver import DiskThread
+from zkpy.quorum.driver import DiskAio, DiskThread
 from zkpy.quorum.effects import AppendEntries, InstallSnapshot, SetAcceptedEpoch, SetCurrentEpoch, TruncateLog
 from zkpy.quorum.snapwire import encode_database
 from zkpy.quorum.zxid import make_zxid
@@ -184,3 +185,70 @@ def test_framed_entries_are_logged_as_appended_ones(tmp_path: Path):
     assert a.writer.current_path.read_bytes() == b.writer.current_path.read_bytes()
     a.close()
     b.close()
+
+
+def run_disk_aio(disk: QuorumDisk, batches: list[list], fail: bool = False) -> tuple[list[tuple], HeldAio]:
+    """Hand ``batches`` (tokens 1, 2, ...) to a DiskAio, the later ones while the first one's
+    fsync completion is held back; returns what the loop was told, in order."""
+    aio = HeldAio(kernel_aio(disk.dirs.log_dir), fail=fail)
+
+    async def main() -> list[tuple]:
+        loop = asyncio.get_running_loop()
+        reports: list[tuple] = []
+        all_done = asyncio.Event()
+
+        def done(token, database, error):
+            reports.append((token, database, error))
+            if token == len(batches) or error is not None:
+                all_done.set()
+
+        worker = DiskAio(disk, loop, done, aio)  # type: ignore[arg-type]
+        worker.hand_over(1, disk.frame(batches[0]), 0)
+        await asyncio.sleep(0.05)  # the first fsync is done in the kernel, its completion held
+        for token, items in enumerate(batches[1:], 2):
+            worker.hand_over(token, disk.frame(items), 0)
+        assert reports == []
+        aio.release()
+        await asyncio.wait_for(all_done.wait(), 10)
+        if not fail:
+            worker.hand_over(len(batches) + 1, [], 0)  # an empty batch still reports its token
+            await asyncio.sleep(0.05)
+        await worker.close()
+        return reports
+
+    return asyncio.run(main()), aio
+
+
+def test_disk_aio_batches_handed_over_during_an_fsync_share_the_next_one(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    batches = [[appends(make_zxid(1, 1))], [appends(make_zxid(1, 2))], [appends(make_zxid(1, 3), make_zxid(1, 4))]]
+    reports, aio = run_disk_aio(disk, batches)
+    assert [token for token, _, _ in reports] == [1, 3, 4]  # the second group reports its last token only
+    assert len(aio.submits) == 3  # 1, then 2 and 3 together, then the empty 4
+    assert logged(disk) == [make_zxid(1, i) for i in (1, 2, 3, 4)]
+    disk.close()
+
+
+def test_disk_aio_runs_other_items_on_a_thread_in_turn_with_the_fsyncs(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    batches = [[appends(make_zxid(1, 1))], [SetCurrentEpoch(7), appends(make_zxid(7, 1))], [appends(make_zxid(7, 2))]]
+    reports, aio = run_disk_aio(disk, batches)
+    # Batches 2 and 3 (one group, with the epoch) went to the executor; 1 and 4 to the kernel.
+    assert [token for token, _, error in reports if error is None] == [1, 3, 4]
+    assert len(aio.submits) == 2
+    assert disk.read_epoch("currentEpoch") == 7
+    assert logged(disk) == [make_zxid(1, 1), make_zxid(7, 1), make_zxid(7, 2)]
+    disk.close()
+
+
+def test_disk_aio_after_a_failed_fsync_nothing_later_is_reported_or_written(tmp_path: Path):
+    disk = open_disk(tmp_path)
+    disk.load()
+    batches = [[appends(make_zxid(1, 1))], [appends(make_zxid(1, 2))]]
+    reports, _aio = run_disk_aio(disk, batches, fail=True)
+    (token, _, error), = reports
+    assert token == 1 and isinstance(error, OSError) and error.errno == 5
+    assert make_zxid(1, 2) not in logged(disk)
+    disk.close()

@@ -2,10 +2,12 @@
 
 Each core input is followed by :meth:`QuorumDriver._pump`, which handles every Ready in
 order (see :mod:`zkpy.quorum.effects`): apply to the database, send, hand the persist
-items over, report to the server.  Persist items go to the member's disk thread
-(:class:`DiskThread`), fed by a queue: everything handed over while it was busy shares
-one fsync (group commit), and ``PeerCore.persisted`` is called once they are durable --
-only then does the core emit what depended on them (ACKs, ACKEPOCH, ...).
+items over, report to the server.  Persist items go to the member's disk I/O: on Linux
+:class:`DiskAio` (appends written by the loop, fsyncs run by the kernel through AIO; other
+items on an executor thread), else :class:`DiskThread` (a thread fed by a queue).  Either
+way everything handed over while an fsync runs shares the next one (group commit), and
+``PeerCore.persisted`` is called once they are durable -- only then does the core emit what
+depended on them (ACKs, ACKEPOCH, ...).
 Time reaches the core through a tick task that wakes at the core's next deadline
 (at least every ``MAX_TICK_SLEEP_S``), and sooner only when a pump brings that deadline
 forward.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -32,7 +35,8 @@ from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
 from zkpy.quorum.wire import encode_quorum_packet
 from zkpy.server.database import Database
 from zkpy.server.persistence import next_group
-from zkpy.storage.txnlog import FramedTxns
+from zkpy.storage.aio import AioFsync
+from zkpy.storage.txnlog import FramedTxns, PendingSync
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class QuorumDriver:
         self.elections = ElectionChannels(config.my_id, peers, self._on_election_message, self._on_election_connected)
         self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packets,
                                  self._on_closed)
-        self._disk_thread: DiskThread | None = None
+        self._disk_io: DiskAio | DiskThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick_wake = asyncio.Event()
         # When the tick loop wakes next by itself (driver clock, ms): a pump wakes it sooner
@@ -113,8 +117,12 @@ class QuorumDriver:
         await self.elections.start()
         self.core = PeerCore(self.config, self._state, self.now_ms())
         self._loop = asyncio.get_running_loop()  # kept: each lookup costs a getpid() system call
-        self._disk_thread = DiskThread(self.disk, self._loop, self._persisted,
-                                       f"zkpy-quorum-disk-{self.config.my_id}")
+        # Kernel AIO for the log's fsyncs unless ZKPY_TXNLOG_AIO=0 (or it does not work here).
+        aio = AioFsync.open(self.disk.dirs.log_dir) if os.environ.get("ZKPY_TXNLOG_AIO", "1") != "0" else None
+        if aio is not None:
+            self._disk_io = DiskAio(self.disk, self._loop, self._persisted, aio)
+        else:
+            self._disk_io = DiskThread(self.disk, self._loop, self._persisted, f"zkpy-quorum-disk-{self.config.my_id}")
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self._pump()
 
@@ -129,8 +137,8 @@ class QuorumDriver:
         await self.links.close()
         await self.elections.close()
         loop = asyncio.get_running_loop()
-        if self._disk_thread is not None:
-            await loop.run_in_executor(None, self._disk_thread.stop)  # after what was handed over
+        if self._disk_io is not None:
+            await self._disk_io.close()  # after what was handed over
         await loop.run_in_executor(None, self.disk.close)
 
     @property
@@ -274,13 +282,13 @@ class QuorumDriver:
             if out.with_snapshot:
                 # Serialized now, after this Ready's txns were applied: the state at SNAP's zxid.
                 self.links.send(out.conn, hooks.snapshot_bytes() + signature())
-        if rd.persist and self._disk_thread is not None and not self._stopping:
+        if rd.persist and self._disk_io is not None and not self._stopping:
             try:
                 items = self.disk.frame(rd.persist)
             except ValueError as e:  # an entry no log reader would accept: nothing after it is acknowledged
                 self._persisted(rd.persist_token, None, e)
             else:
-                self._disk_thread.hand_over(rd.persist_token, items, hooks.applied_zxid())
+                self._disk_io.hand_over(rd.persist_token, items, hooks.applied_zxid())
         if rd.role is not None:
             hooks.role_changed(rd.role, core.leader_id, core.epoch)
         if rd.serving is not None:
@@ -365,12 +373,8 @@ class DiskThread:
                 return
             database: Database | None = None
             error: BaseException | None = None
-            last = len(group) - 1
             try:
-                for i, (_token, items, applied) in enumerate(group):
-                    result = self.disk.persist(items, applied, sync=i == last)
-                    if result.database is not None:
-                        database = result.database
+                database = persist_group(self.disk, group)
             except BaseException as e:
                 error = e
             try:
@@ -379,3 +383,139 @@ class DiskThread:
                 return  # the loop is closed: nobody waits any more
             if stop or error is not None:
                 return
+
+    async def close(self) -> None:
+        """Once what was handed over before is done."""
+        await asyncio.get_running_loop().run_in_executor(None, self.stop)
+
+
+def persist_group(disk: QuorumDisk, group: list[_Handed]) -> Database | None:
+    """Carry out the batches of ``group`` in order with one fsync at the end; the database to
+    switch to if one of them replaced it."""
+    database: Database | None = None
+    last = len(group) - 1
+    for i, (_token, items, applied) in enumerate(group):
+        result = disk.persist(items, applied, sync=i == last)
+        if result.database is not None:
+            database = result.database
+    return database
+
+
+class DiskAio:
+    """The member's disk I/O on the event loop, the log's fsyncs run by the kernel (AioFsync).
+
+    Appends, the hot path, are written by the loop; everything handed over while an fsync runs
+    shares the next one, submitted as soon as it ends, and the group's last token is reported
+    when it is done.  A group that carries anything else (epoch files, TRUNC, SNAP: rare, and
+    blocking) is carried out by :func:`persist_group` on an executor thread, in turn with the
+    fsyncs.  No Python thread wakes per batch (the DiskThread's GIL hand-offs are what cost at
+    small batches).  After a failure it stops: nothing later becomes durable."""
+
+    def __init__(self, disk: QuorumDisk, loop: asyncio.AbstractEventLoop,
+                 done: Callable[[int, Database | None, BaseException | None], None], aio: AioFsync) -> None:
+        self.disk = disk
+        self._loop = loop
+        self._done = done
+        self.aio = aio
+        self._queue: list[_Handed] = []
+        self._busy = False
+        self._failed = False
+        self._token = 0  # the last token of the group being synced
+        self._pending: PendingSync | None = None
+        self._error = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        loop.add_reader(aio.eventfd, self._on_fsynced)
+
+    def hand_over(self, token: int, items: list[PersistItem | FramedTxns], applied_zxid: int) -> None:
+        if self._failed:
+            return
+        self._queue.append((token, items, applied_zxid))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        group, self._queue = self._queue, []
+        self._busy = bool(group)
+        if not group:
+            self._idle.set()
+            return
+        self._idle.clear()
+        if all(type(item) is FramedTxns for _token, items, _applied in group for item in items):
+            self._append_and_sync(group)
+        else:
+            job = self._loop.run_in_executor(None, persist_group, self.disk, group)
+            job.add_done_callback(lambda job: self._after_job(group[-1][0], job))
+
+    def _append_and_sync(self, group: list[_Handed]) -> None:
+        disk = self.disk
+        pending = None
+        try:
+            if disk.roll_requested:
+                disk.roll_requested = False
+                disk.writer.roll()
+            for _token, items, _applied in group:
+                for framed in items:
+                    disk.writer.append_framed(framed)  # type: ignore[arg-type]
+            pending = disk.writer.begin_flush()
+            self.aio.submit(pending.data_fds, pending.dir_fds)
+        except BaseException as e:
+            if pending is not None:
+                disk.writer.abort_flush(pending)
+            self._stop_after(group[-1][0], e)
+            return
+        self._token, self._pending = group[-1][0], pending
+        if self.aio.in_flight == 0:  # forceSync=no: written is all there is to do
+            self._fsynced()
+
+    def _on_fsynced(self) -> None:
+        try:
+            results = self.aio.reap()
+        except OSError as e:
+            if self._pending is not None:
+                self.disk.writer.abort_flush(self._pending)
+                self._pending = None
+                self._stop_after(self._token, e)
+            return
+        for res in results:
+            if res < 0 and not self._error:
+                self._error = -res
+        if self._pending is not None and self.aio.in_flight == 0:
+            self._fsynced()
+
+    def _fsynced(self) -> None:
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        token = self._token
+        if self._error:
+            self.disk.writer.abort_flush(pending)
+            error = OSError(self._error, f"fdatasync of the transaction log: {os.strerror(self._error)}")
+            self._stop_after(token, error)
+            return
+        self.disk.writer.end_flush(pending)
+        self._next()  # the disk works on the next group while the loop goes on with this one
+        self._done(token, None, None)
+
+    def _after_job(self, token: int, job: asyncio.Future[Database | None]) -> None:
+        error = job.exception()
+        if error is not None:
+            self._stop_after(token, error)
+            return
+        self._next()
+        self._done(token, job.result(), None)
+
+    def _stop_after(self, token: int, error: BaseException) -> None:
+        self._failed = True
+        self._busy = False
+        self._queue.clear()
+        self._idle.set()
+        self._done(token, None, error)
+
+    async def close(self) -> None:
+        """Once what was handed over is done (or failed): stop watching the kernel's completions."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), 60)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self.aio.eventfd)
+        self.aio.wait(timeout_s=30.0)
+        self.aio.close()
