@@ -35,8 +35,8 @@ from zkpy.quorum.transport import ElectionChannels, PeerAddress, QuorumLinks
 from zkpy.quorum.wire import encode_quorum_packet
 from zkpy.server.database import Database
 from zkpy.server.persistence import next_group
-from zkpy.storage.aio import AioFsync
-from zkpy.storage.txnlog import FramedTxns, PendingSync
+from zkpy.storage.aio import AioFsync, AioLogFlush
+from zkpy.storage.txnlog import FramedTxns
 
 log = logging.getLogger(__name__)
 
@@ -416,16 +416,13 @@ class DiskAio:
         self.disk = disk
         self._loop = loop
         self._done = done
-        self.aio = aio
+        self._flush = AioLogFlush(aio, loop, self._fsync_ended)
         self._queue: list[_Handed] = []
         self._busy = False
         self._failed = False
         self._token = 0  # the last token of the group being synced
-        self._pending: PendingSync | None = None
-        self._error = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        loop.add_reader(aio.eventfd, self._on_fsynced)
 
     def hand_over(self, token: int, items: list[PersistItem | FramedTxns], applied_zxid: int) -> None:
         if self._failed:
@@ -441,15 +438,15 @@ class DiskAio:
             self._idle.set()
             return
         self._idle.clear()
+        self._token = group[-1][0]
         if all(type(item) is FramedTxns for _token, items, _applied in group for item in items):
             self._append_and_sync(group)
         else:
             job = self._loop.run_in_executor(None, persist_group, self.disk, group)
-            job.add_done_callback(lambda job: self._after_job(group[-1][0], job))
+            job.add_done_callback(self._after_job)
 
     def _append_and_sync(self, group: list[_Handed]) -> None:
         disk = self.disk
-        pending = None
         try:
             if disk.roll_requested:
                 disk.roll_requested = False
@@ -457,65 +454,31 @@ class DiskAio:
             for _token, items, _applied in group:
                 for framed in items:
                     disk.writer.append_framed(framed)  # type: ignore[arg-type]
-            pending = disk.writer.begin_flush()
-            self.aio.submit(pending.data_fds, pending.dir_fds)
+            self._flush.start(disk.writer)
         except BaseException as e:
-            if pending is not None:
-                disk.writer.abort_flush(pending)
-            self._stop_after(group[-1][0], e)
-            return
-        self._token, self._pending = group[-1][0], pending
-        if self.aio.in_flight == 0:  # forceSync=no: written is all there is to do
-            self._fsynced()
+            self._fsync_ended(e)
 
-    def _on_fsynced(self) -> None:
-        try:
-            results = self.aio.reap()
-        except OSError as e:
-            if self._pending is not None:
-                self.disk.writer.abort_flush(self._pending)
-                self._pending = None
-                self._stop_after(self._token, e)
-            return
-        for res in results:
-            if res < 0 and not self._error:
-                self._error = -res
-        if self._pending is not None and self.aio.in_flight == 0:
-            self._fsynced()
+    def _fsync_ended(self, error: BaseException | None) -> None:
+        self._reported(None, error)
 
-    def _fsynced(self) -> None:
-        pending, self._pending = self._pending, None
-        assert pending is not None
-        token = self._token
-        if self._error:
-            self.disk.writer.abort_flush(pending)
-            error = OSError(self._error, f"fdatasync of the transaction log: {os.strerror(self._error)}")
-            self._stop_after(token, error)
-            return
-        self.disk.writer.end_flush(pending)
-        self._next()  # the disk works on the next group while the loop goes on with this one
-        self._done(token, None, None)
-
-    def _after_job(self, token: int, job: asyncio.Future[Database | None]) -> None:
+    def _after_job(self, job: asyncio.Future[Database | None]) -> None:
         error = job.exception()
-        if error is not None:
-            self._stop_after(token, error)
-            return
-        self._next()
-        self._done(token, job.result(), None)
+        self._reported(None if error is not None else job.result(), error)
 
-    def _stop_after(self, token: int, error: BaseException) -> None:
-        self._failed = True
-        self._busy = False
-        self._queue.clear()
-        self._idle.set()
-        self._done(token, None, error)
+    def _reported(self, database: Database | None, error: BaseException | None) -> None:
+        token = self._token
+        if error is not None:
+            self._failed = True
+            self._busy = False
+            self._queue.clear()
+            self._idle.set()
+        else:
+            self._next()  # the disk works on the next group while the loop goes on with this one
+        self._done(token, database, error)
 
     async def close(self) -> None:
         """Once what was handed over is done (or failed): stop watching the kernel's completions."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), 60)
-        if not self._loop.is_closed():
-            self._loop.remove_reader(self.aio.eventfd)
-        self.aio.wait(timeout_s=30.0)
-        self.aio.close()
+        self._flush.wait(timeout_s=30.0)
+        self._flush.close()

@@ -42,12 +42,12 @@ from zkpy.proto.records import TxnHeader
 from zkpy.server.commit import running_loop
 from zkpy.server.database import Database
 from zkpy.storage import purge as purging
-from zkpy.storage.aio import AioFsync
+from zkpy.storage.aio import AioFsync, AioLogFlush
 from zkpy.storage.errors import StorageError
 from zkpy.storage.files import open_data_dirs
 from zkpy.storage.recovery import load_tree, recover
 from zkpy.storage.snapshot import SnapshotReader, SnapshotWriter
-from zkpy.storage.txnlog import FramedTxns, PendingSync, TxnLogWriter, frame_txns
+from zkpy.storage.txnlog import FramedTxns, TxnLogWriter, frame_txns
 from zkpy.tree.acl import OPEN_ACL_UNSAFE_ID
 from zkpy.tree.datatree import DataTree
 from zkpy.tree.loader import Replayer
@@ -128,14 +128,11 @@ class TxnLogDurability:
         # Thread mode: (txns, roll first, future, its loop), or None to stop the thread.
         self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        # AIO mode: what waits for the fsync under way, and that fsync's group.
+        # AIO mode: the flush under way (made on the first sync's loop), its group, what waits.
         self.aio = aio
-        self._waiting: list[_Handed] = []
+        self._flush: AioLogFlush | None = None
         self._in_flight: list[_Handed] = []
-        self._in_flight_sync: PendingSync | None = None
-        self._in_flight_error = 0
-        self._started = 0.0
-        self._watching: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[_Handed] = []
 
     def append(self, hdr: TxnHeader, txn: Record | None, raw: bytes | None = None) -> None:
         self._pending.append((hdr, txn, raw))
@@ -173,66 +170,34 @@ class TxnLogDurability:
         if self._failure is not None:
             handed[2].set_exception(self._failure)
             return
-        loop = handed[3]
-        if self._watching is not loop:
-            if self._watching is not None and not self._watching.is_closed():
-                self._watching.remove_reader(self.aio.eventfd)
-            loop.add_reader(self.aio.eventfd, self._on_fsynced)
-            self._watching = loop
+        if self._flush is None:
+            self._flush = AioLogFlush(self.aio, handed[3], self._fsync_ended)
         self._waiting.append(handed)
         if not self._in_flight:
             self._start_fsync()
 
     def _start_fsync(self) -> None:
-        assert self.aio is not None
+        assert self._flush is not None
         group, self._waiting = self._waiting, []
-        pending = None
+        self._in_flight = group  # before start: with forceSync=no it ends at once
         try:
             self._append_group(group)
-            pending = self.writer.begin_flush()
-            self.aio.submit(pending.data_fds, pending.dir_fds)
+            self._flush.start(self.writer)
         except BaseException as e:  # nothing of the group, nor anything after it, is acknowledged
-            if pending is not None:
-                self.writer.abort_flush(pending)
-            self._fail_kernel_mode(group, e)
-            return
-        self._in_flight, self._in_flight_sync = group, pending
-        self._started = time.monotonic()
-        if self.aio.in_flight == 0:  # forceSync=no: written is all there is to do
-            self._finish_fsync()
+            self._fsync_ended(e)
 
-    def _on_fsynced(self) -> None:
-        assert self.aio is not None
-        try:
-            results = self.aio.reap()
-        except OSError as e:
-            self._fail_kernel_mode(self._in_flight, e)
+    def _fsync_ended(self, error: BaseException | None) -> None:
+        assert self._flush is not None
+        group, self._in_flight = self._in_flight, []
+        if error is not None:
+            self._failure = error
+            everything, self._waiting = group + self._waiting, []
+            _resolve([done for _framed, _roll, done, _loop in everything], error)
             return
-        for res in results:
-            if res < 0 and not self._in_flight_error:
-                self._in_flight_error = -res
-        if self._in_flight and self.aio.in_flight == 0:
-            self._finish_fsync()
-
-    def _finish_fsync(self) -> None:
-        group, pending = self._in_flight, self._in_flight_sync
-        assert pending is not None
-        self._in_flight, self._in_flight_sync = [], None
-        if self._in_flight_error:
-            self.writer.abort_flush(pending)
-            errno, self._in_flight_error = self._in_flight_error, 0
-            self._fail_kernel_mode(group, OSError(errno, f"fdatasync of the transaction log: {os.strerror(errno)}"))
-            return
-        self.writer.end_flush(pending)
-        self._record_fsync((time.monotonic() - self._started) * 1000, group)
+        self._record_fsync((time.monotonic() - self._flush.started) * 1000, group)
         if self._waiting:
             self._start_fsync()  # the disk works on the next group while the loop applies this one
         _resolve([done for _framed, _roll, done, _loop in group], None)
-
-    def _fail_kernel_mode(self, group: list[_Handed], error: BaseException) -> None:
-        self._failure = error
-        everything, self._waiting, self._in_flight = group + self._waiting, [], []
-        _resolve([done for _framed, _roll, done, _loop in everything], error)
 
     # ------------------------------------------------------------------ thread mode
 
@@ -295,26 +260,16 @@ class TxnLogDurability:
         if thread is not None:
             self._handed.put(None)  # after everything handed over before it
             thread.join(timeout=30)
-        aio = self.aio
-        if aio is None:
-            self.writer.close()
-            return
-        if self._watching is not None and not self._watching.is_closed():
-            self._watching.remove_reader(aio.eventfd)
-        for _ in range(2):  # the fsync under way, then the one its end may start for what waited
-            if not self._in_flight:
-                break
-            for res in aio.wait(timeout_s=30.0):
-                if res < 0 and not self._in_flight_error:
-                    self._in_flight_error = -res
-            if aio.in_flight:
-                self._fail_kernel_mode(self._in_flight, TimeoutError("the log's fsync did not end in 30 s"))
-                break
-            self._finish_fsync()
+        flush = self._flush
+        if flush is not None:
+            for _ in range(2):  # the fsync under way, then the one its end may start for what waited
+                flush.wait(timeout_s=30.0)
+            flush.close()
+        elif self.aio is not None:
+            self.aio.close()
         group, self._waiting = self._waiting, []
         if self._failure is None:
             self._append_group(group)  # synced by the writer's close
-        aio.close()
         try:
             self.writer.close()
         except BaseException as e:

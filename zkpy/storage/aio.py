@@ -18,12 +18,17 @@ which a fresh machine does not have.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import os
 import platform
 import struct
 import sys
+import time
+from collections.abc import Callable
+
+from zkpy.storage.txnlog import PendingSync, TxnLogWriter
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +176,80 @@ class AioFsync:
         # io_destroy waits for what is still in flight.
         self._syscall(self._destroy, self._ctx)
         os.close(self.eventfd)
+
+
+class AioLogFlush:
+    """One flush of a transaction log writer at a time, its syncs run by the kernel, its end
+    reported on the event loop: what the standalone log and a quorum member's disk share.
+
+    :meth:`start` writes what the writer has buffered and submits the syncs its flush needs;
+    ``on_end(error)`` is called on the loop once they are all done (``error`` None: durable),
+    after the writer's ``end_flush`` (or ``abort_flush``)."""
+
+    def __init__(self, aio: AioFsync, loop: asyncio.AbstractEventLoop,
+                 on_end: Callable[[BaseException | None], None]) -> None:
+        self.aio = aio
+        self._loop = loop
+        self._on_end = on_end
+        self._writer: TxnLogWriter | None = None
+        self._pending: PendingSync | None = None
+        self._error = 0
+        self.started = 0.0  # time.monotonic() of the flush under way
+        loop.add_reader(aio.eventfd, self._on_completions)
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def start(self, writer: TxnLogWriter) -> None:
+        """Raises, with nothing under way, if the write or the submit fails."""
+        pending = writer.begin_flush()
+        try:
+            self.aio.submit(pending.data_fds, pending.dir_fds)
+        except BaseException:
+            writer.abort_flush(pending)
+            raise
+        self._writer, self._pending, self.started = writer, pending, time.monotonic()
+        if self.aio.in_flight == 0:  # forceSync=no: written is all there is to do
+            self._end(None)
+
+    def _on_completions(self) -> None:
+        try:
+            results = self.aio.reap()
+        except OSError as e:
+            if self._pending is not None:
+                self._end(e)
+            return
+        self._note(results)
+
+    def _note(self, results: list[int]) -> None:
+        for res in results:
+            if res < 0 and not self._error:
+                self._error = -res
+        if self._pending is not None and self.aio.in_flight == 0:
+            errno = self._error
+            self._end(OSError(errno, f"fsync of the transaction log: {os.strerror(errno)}") if errno else None)
+
+    def _end(self, error: BaseException | None) -> None:
+        writer, pending = self._writer, self._pending
+        assert writer is not None and pending is not None
+        self._pending, self._error = None, 0
+        if error is None:
+            writer.end_flush(pending)
+        else:
+            writer.abort_flush(pending)
+        self._on_end(error)
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until the flush under way has ended (on_end called), for shutting down."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._note(self.aio.wait(timeout_s))
+        if self._pending is pending:  # (its end may have started the next one)
+            self._end(TimeoutError(f"the log's fsync did not end in {timeout_s:.0f} s"))
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self.aio.eventfd)
+        self.aio.close()
