@@ -66,6 +66,7 @@ def test_bench_against_zkpy_reports_every_workload_and_memory() -> None:
     for wl, d in rep["workloads"].items():
         assert set(d) == {"zkpy"}, wl
         assert_sane(d["zkpy"])
+        assert "send_late_ms" not in d["zkpy"], wl  # a closed loop is never late
     assert rep["workloads"]["watch"]["zkpy"]["events_per_s"] > 0
     mem = rep["memory"]["zkpy"]
     assert mem["znodes"] == 300 and mem["node_count"] >= 300
@@ -83,10 +84,24 @@ def test_bench_vs_apache_alternates_rounds_and_gives_ratios() -> None:
         assert_sane(d[kind])
         assert len(d[kind]["rounds"]) == 2
         assert d["same_load"][kind]["offered_rate"] == d["same_load"]["rate"] > 0
+        late = d["same_load"][kind]["send_late_ms"]
+        assert [late[k] for k in PERCENTILE_ORDER] == sorted(late[k] for k in PERCENTILE_ORDER)
     assert d["ratio"]["throughput"] > 0 and d["ratio"]["p99"] > 0 and d["ratio"]["p99_same_load"] > 0
     names = [t["name"] for t in rep["targets"]]
     assert names == ["read throughput", "read p99 at the same offered load"]
     assert all(t["met"] in (True, False) for t in rep["targets"])
+
+
+def test_fixed_rate_reports_how_late_the_load_generator_sent() -> None:
+    rep = bench(*TINY, "--rounds", "2", "--workload", "write", "--rate", "200")
+    s = rep["workloads"]["write"]["zkpy"]
+    assert_sane(s)
+    assert s["offered_rate"] == 200
+    for late in [s["send_late_ms"], *(r["send_late_ms"] for r in s["rounds"])]:
+        assert [late[k] for k in PERCENTILE_ORDER] == sorted(late[k] for k in PERCENTILE_ORDER)
+        assert late["p50"] > 0
+        # Sending late is part of each request's latency (measured from when it was due).
+        assert late["max"] <= s["latency_ms"]["max"]
 
 
 def _bench_with_notes(tmp_path: Path, *args: str, timeout_s: float = 300.0) -> tuple[dict, str]:

@@ -5,7 +5,7 @@ Modules, each with one job:
 - ``cli``        options, the servers to start or use, the report on stdout (tables or JSON)
 - ``suite``      workloads in alternating rounds (A B A B), same-load re-runs, ratios
 - ``runner``     one round: N worker processes, their results merged, CPU sampled
-- ``worker``     one load-generator process: sessions, requests in flight, latency histogram
+- ``worker``     one load-generator process: sessions, requests in flight, latency histograms
 - ``workloads``  what a request is for each workload; set-up and clean-up of the znodes
 - ``memory``     memory per znode and start-up (recovery) time from a snapshot / the log
 - ``servers``    starting and stopping zkpy and Apache servers (by PID), pinning, heap/RSS

@@ -29,6 +29,7 @@ class Summary:
     offered_rate: float = 0.0
     server_cpu_pct: float | None = None
     other_cpu_pct: float | None = None
+    send_late_ms: dict[str, float] = field(default_factory=dict)  # fixed rate: see RunResult
 
     @property
     def server_cpu_us_per_req(self) -> float | None:
@@ -45,6 +46,7 @@ class Summary:
             "errors": self.errors, "offered_rate": round(self.offered_rate, 1),
             "server_cpu_pct": _round(self.server_cpu_pct), "other_cpu_pct": _round(self.other_cpu_pct),
             "server_cpu_us_per_req": _round(self.server_cpu_us_per_req),
+            **({"send_late_ms": self.send_late_ms} if self.send_late_ms else {}),
             "rounds": [r.to_json() for r in self.rounds],
         }
 
@@ -55,6 +57,10 @@ def summarize(rounds: list[RunResult]) -> Summary:
     for r in rounds:
         if r.hist is not None:
             hist.add(r.hist)
+    late = LatencyHistogram()
+    for r in rounds:
+        if r.late_hist is not None:
+            late.add(r.late_hist)
     tps = [r.throughput for r in rounds]
     return Summary(
         server=first.server, workload=first.workload, rounds=rounds, throughput=mean(tps),
@@ -63,7 +69,8 @@ def summarize(rounds: list[RunResult]) -> Summary:
         client_cpu_pct=mean(sum(r.client_cpu_pct) for r in rounds),
         errors=sum(r.errors for r in rounds), offered_rate=first.offered_rate,
         server_cpu_pct=_mean_known([r.server_cpu_pct for r in rounds]),
-        other_cpu_pct=_mean_known([r.other_cpu_pct for r in rounds]))
+        other_cpu_pct=_mean_known([r.other_cpu_pct for r in rounds]),
+        send_late_ms=late.summary_ms() if late.count else {})
 
 
 def _mean_known(xs: list[float | None]) -> float | None:

@@ -67,6 +67,9 @@ class RunResult:
     other_cpu_pct: float | None = None  # the rest of the machine: neither server nor load generator
     profile: dict[str, Any] | None = None  # py-spy summary of the server (--profile)
     hist: LatencyHistogram | None = None
+    # Fixed rate only: how late the load generator sent requests against when they were due.
+    send_late_ms: dict[str, float] = field(default_factory=dict)
+    late_hist: LatencyHistogram | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +82,7 @@ class RunResult:
             "server_cpu_pct": None if self.server_cpu_pct is None else round(self.server_cpu_pct, 1),
             "other_cpu_pct": None if self.other_cpu_pct is None else round(self.other_cpu_pct, 1),
             **({"profile": self.profile} if self.profile else {}),
+            **({"send_late_ms": self.send_late_ms} if self.send_late_ms else {}),
         }
 
 
@@ -86,6 +90,12 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
     hist = LatencyHistogram()
     for r in results:
         hist.add_encoded(r.hist)
+    late: LatencyHistogram | None = None
+    if any(r.late_hist for r in results):
+        late = LatencyHistogram()
+        for r in results:
+            if r.late_hist:
+                late.add_encoded(r.late_hist)
     ops = sum(r.ops for r in results)
     start = min(r.window_start_ns for r in results)
     last = max(r.last_done_ns for r in results)
@@ -98,7 +108,8 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
         watches=sum(r.watches for r in results),
         client_cpu_pct=[100.0 * r.cpu_s / max(r.wall_s, 1e-9) for r in results],
         client_cpus=[r.cpus for r in results], offered_rate=offered,
-        first_error=next((r.first_error for r in results if r.first_error), ""), hist=hist)
+        first_error=next((r.first_error for r in results if r.first_error), ""), hist=hist,
+        send_late_ms=late.summary_ms() if late is not None else {}, late_hist=late)
 
 
 def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
