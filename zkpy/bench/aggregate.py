@@ -53,12 +53,10 @@ class Summary:
 
 def summarize(rounds: list[RunResult]) -> Summary:
     first = rounds[0]
-    hist = LatencyHistogram()
+    hist, late = LatencyHistogram(), LatencyHistogram()
     for r in rounds:
         if r.hist is not None:
             hist.add(r.hist)
-    late = LatencyHistogram()
-    for r in rounds:
         if r.late_hist is not None:
             late.add(r.late_hist)
     tps = [r.throughput for r in rounds]

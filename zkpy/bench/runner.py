@@ -68,8 +68,11 @@ class RunResult:
     profile: dict[str, Any] | None = None  # py-spy summary of the server (--profile)
     hist: LatencyHistogram | None = None
     # Fixed rate only: how late the load generator sent requests against when they were due.
-    send_late_ms: dict[str, float] = field(default_factory=dict)
     late_hist: LatencyHistogram | None = None
+
+    @property
+    def send_late_ms(self) -> dict[str, float]:
+        return self.late_hist.summary_ms() if self.late_hist is not None else {}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,12 +93,10 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
     hist = LatencyHistogram()
     for r in results:
         hist.add_encoded(r.hist)
-    late: LatencyHistogram | None = None
-    if any(r.late_hist for r in results):
-        late = LatencyHistogram()
-        for r in results:
-            if r.late_hist:
-                late.add_encoded(r.late_hist)
+    late = LatencyHistogram()
+    for r in results:
+        if r.late_hist:  # (empty in a closed loop)
+            late.add_encoded(r.late_hist)
     ops = sum(r.ops for r in results)
     start = min(r.window_start_ns for r in results)
     last = max(r.last_done_ns for r in results)
@@ -109,7 +110,7 @@ def _merge(server: str, workload: str, results: list[WorkerResult], offered: flo
         client_cpu_pct=[100.0 * r.cpu_s / max(r.wall_s, 1e-9) for r in results],
         client_cpus=[r.cpus for r in results], offered_rate=offered,
         first_error=next((r.first_error for r in results if r.first_error), ""), hist=hist,
-        send_late_ms=late.summary_ms() if late is not None else {}, late_hist=late)
+        late_hist=late if late.count else None)
 
 
 def run_workload(hosts: str, workload: str, load: LoadConfig, server: str = "",
