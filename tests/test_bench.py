@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from zkpy.bench.aggregate import summarize
 from zkpy.bench.histogram import LatencyHistogram
+from zkpy.bench.report import render
+from zkpy.bench.runner import RunResult
 from zkpy.bench.servers import apache_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +105,27 @@ def test_fixed_rate_reports_how_late_the_load_generator_sent() -> None:
         assert late["p50"] > 0
         # Sending late is part of each request's latency (measured from when it was due).
         assert late["max"] <= s["latency_ms"]["max"]
+
+
+def test_same_load_table_counts_the_rounds_that_fell_behind_the_offered_load() -> None:
+    def fixed_rate_round(server: str, done_per_s: float) -> RunResult:
+        hist = LatencyHistogram()
+        hist.record(1000)
+        return RunResult(server=server, workload="write", ops=int(done_per_s), errors=0, window_s=1.0,
+                         throughput=done_per_s, latency_ms=hist.summary_ms(), offered_rate=1000.0, hist=hist)
+
+    # zkpy answered 2% less than offered in its second round; Apache's 0.5% is measurement noise.
+    sums = {"zkpy": summarize([fixed_rate_round("zkpy", 999.0), fixed_rate_round("zkpy", 980.0)]),
+            "apache": summarize([fixed_rate_round("apache", 995.0), fixed_rate_round("apache", 1000.0)])}
+    assert [sums[k].rounds_behind for k in ("zkpy", "apache")] == [1, 0]
+    same_load = {"rate": 1000, **{k: s.to_json() for k, s in sums.items()}}
+    ratios = {"throughput": 1.0, "p99": 1.0, "p99_same_load": 1.0}
+    report = {"workloads": {"write": {**same_load, "same_load": same_load, "ratio": ratios}}}
+    rows = [line for line in render(report).splitlines() if line.startswith("| write | 1,000 |")]
+    assert [row.split(" | ")[4] for row in rows] == ["1 of 2", "0 of 2"]
+    # Closed-loop rounds never fall behind: there is no offered load to fall behind.
+    closed = RunResult(server="zkpy", workload="write", ops=5, errors=0, window_s=1.0, throughput=5.0, latency_ms={})
+    assert not closed.fell_behind and "rounds_behind" not in summarize([closed]).to_json()
 
 
 def _bench_with_notes(tmp_path: Path, *args: str, timeout_s: float = 300.0) -> tuple[dict, str]:

@@ -38,6 +38,11 @@ class Summary:
             return None
         return self.server_cpu_pct / 100.0 / self.throughput * 1e6
 
+    @property
+    def rounds_behind(self) -> int:
+        """At a fixed rate: the rounds that fell behind the offered load."""
+        return sum(r.fell_behind for r in self.rounds)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "throughput": round(self.throughput, 1), "throughput_min": round(self.throughput_min, 1),
@@ -47,6 +52,7 @@ class Summary:
             "server_cpu_pct": _round(self.server_cpu_pct), "other_cpu_pct": _round(self.other_cpu_pct),
             "server_cpu_us_per_req": _round(self.server_cpu_us_per_req),
             **({"send_late_ms": self.send_late_ms} if self.send_late_ms else {}),
+            **({"rounds_behind": self.rounds_behind} if self.offered_rate else {}),
             "rounds": [r.to_json() for r in self.rounds],
         }
 

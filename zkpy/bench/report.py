@@ -112,14 +112,15 @@ def _same_load_table(workloads: dict[str, Any]) -> list[str]:
         for server in ("zkpy", "apache"):
             s = sl[server]
             late = s.get("send_late_ms") or {}
-            rows.append([wl, f"{sl['rate']:,}", server, f"{s['throughput']:,.0f}", *_lat_cells(s["latency_ms"]),
-                         _f(late.get("p99")), *_cpu_cells(s)])
-        rows.append([wl, "", "**zkpy/ZK**", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "", "",
-                     "", "", "", "", ""])
+            behind = f"{s['rounds_behind']} of {len(s['rounds'])}" if "rounds_behind" in s else "-"
+            rows.append([wl, f"{sl['rate']:,}", server, f"{s['throughput']:,.0f}", behind,
+                         *_lat_cells(s["latency_ms"]), _f(late.get("p99")), *_cpu_cells(s)])
+        rows.append([wl, "", "**zkpy/ZK**", "", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "",
+                     "", "", "", "", "", ""])
     if not rows:
         return []
-    head = ["workload", "offered req/s", "server", "done req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-            "sent late p99 ms", *CPU_HEAD]
+    head = ["workload", "offered req/s", "server", "done req/s", "rounds behind", "p50 ms", "p90 ms", "p99 ms",
+            "p99.9 ms", "max ms", "sent late p99 ms", *CPU_HEAD]
     return _table(head, rows)
 
 

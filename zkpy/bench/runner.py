@@ -17,6 +17,10 @@ from zkpy.bench.workloads import Params
 
 __all__ = ["BenchError", "LoadConfig", "RunResult", "run_workload"]
 
+# At a fixed rate a round in which the server answered less than this share of the offered load
+# fell behind it: its latencies then grow with the queue, not with the server's answer time.
+KEPT_UP_SHARE = 0.99
+
 # Time allowed for workers to start and connect their sessions, beyond the run itself.
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -69,6 +73,11 @@ class RunResult:
     hist: LatencyHistogram | None = None
     # Fixed rate only: how late the load generator sent requests against when they were due.
     late_hist: LatencyHistogram | None = None
+
+    @property
+    def fell_behind(self) -> bool:
+        """At a fixed rate: fewer answers than the offered load (see KEPT_UP_SHARE)."""
+        return bool(self.offered_rate) and self.throughput < KEPT_UP_SHARE * self.offered_rate
 
     @property
     def send_late_ms(self) -> dict[str, float]:

@@ -87,6 +87,7 @@ def _run_round(ep: Endpoint, wl: str, load: LoadConfig, ui: UI, label: str, cfg:
             + (f"  server CPU {r.server_cpu_pct:.0f}%" if r.server_cpu_pct is not None else "")
             + (f"  other CPU {r.other_cpu_pct:.0f}%" if r.other_cpu_pct is not None else "")
             + (f"  sent late p99 {r.send_late_ms['p99']:.2f} ms" if r.send_late_ms else "")
+            + ("  fell behind the offered load" if r.fell_behind else "")
             + (f"  errors {r.errors}" if r.errors else ""))
     return r
 
