@@ -192,6 +192,31 @@ def test_srvr_and_mntr_report_quorum_roles(ensemble: Ensemble) -> None:
     assert "zk_synced_followers\t2" in mntr and "zk_quorum_size\t3" in mntr
 
 
+@pytest.mark.parametrize("aio", ["1", "0"], ids=["kernel-aio", "disk-thread"])
+def test_every_member_reports_its_log_fsyncs_and_warns_of_slow_ones(tmp_path: Path, aio: str) -> None:
+    # fsync.warningthresholdms=0: every fsync is "slow", so each member warns as ZooKeeper does.
+    ens = make_ensemble("zkpy", tmp_path, n=3, first_ip=121, extra_cfg={"fsync.warningthresholdms": "0"})
+    for m in ens.members.values():
+        m.env["ZKPY_TXNLOG_AIO"] = aio
+    ens.start()
+    try:
+        zk = member_client(ens.members[1])
+        try:
+            for i in range(20):
+                zk.create(f"/fsynced-{i}", b"x")
+        finally:
+            zk.stop()
+        for m in ens.members.values():
+            # Every member logs every txn; a follower's last COMMIT may still be on its way.
+            def counted(m: ServerProcess = m) -> bool:
+                mntr = dict(line.split("\t", 1) for line in four_letter(m.host, m.port, "mntr").splitlines())
+                return int(mntr["zk_cnt_fsynctime"]) >= 1 and float(mntr["zk_max_fsynctime"]) >= 0
+            assert wait_until(counted, timeout_s=10), m.host
+            assert "fsync-ing the write ahead log took" in m.log_path.read_text(errors="replace"), m.host
+    finally:
+        ens.stop()
+
+
 # ---------------------------------------------------------------------- faults
 
 

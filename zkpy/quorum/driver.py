@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 MAX_TICK_SLEEP_S = 0.05
 MIN_TICK_SLEEP_S = 0.002
+
+
+# Where a member's log fsyncs are reported: (milliseconds, txns made durable); see FsyncRecorder.
+FsyncObserver = Callable[[float, int], None]
 
 
 class ServerHooks(Protocol):
@@ -83,13 +88,15 @@ class QuorumDriver:
     """Runs one member: the core, its transport, its disk."""
 
     def __init__(self, config: PeerConfig, peers: dict[int, PeerAddress], disk: QuorumDisk, state: DiskState,
-                 hooks: ServerHooks, clock: Callable[[], float] | None = None) -> None:
+                 hooks: ServerHooks, clock: Callable[[], float] | None = None,
+                 on_fsync: FsyncObserver | None = None) -> None:
         self.config = config
         self.peers = peers
         self.disk = disk
         self.hooks = hooks
         self._clock = clock
         self._state = state
+        self._on_fsync = on_fsync
         self.core: PeerCore | None = None
         self.elections = ElectionChannels(config.my_id, peers, self._on_election_message, self._on_election_connected)
         self.links = QuorumLinks(config.my_id, peers, self._on_accepted, self._on_connected, self._on_packets,
@@ -120,9 +127,10 @@ class QuorumDriver:
         # Kernel AIO for the log's fsyncs unless ZKPY_TXNLOG_AIO=0 (or it does not work here).
         aio = AioFsync.open(self.disk.dirs.log_dir) if os.environ.get("ZKPY_TXNLOG_AIO", "1") != "0" else None
         if aio is not None:
-            self._disk_io = DiskAio(self.disk, self._loop, self._persisted, aio)
+            self._disk_io = DiskAio(self.disk, self._loop, self._persisted, aio, self._on_fsync)
         else:
-            self._disk_io = DiskThread(self.disk, self._loop, self._persisted, f"zkpy-quorum-disk-{self.config.my_id}")
+            self._disk_io = DiskThread(self.disk, self._loop, self._persisted, f"zkpy-quorum-disk-{self.config.my_id}",
+                                       self._on_fsync)
         self._tasks.append(asyncio.ensure_future(self._tick_loop()))
         self._pump()
 
@@ -350,10 +358,12 @@ class DiskThread:
     it stops: nothing later may become durable and be acknowledged."""
 
     def __init__(self, disk: QuorumDisk, loop: asyncio.AbstractEventLoop,
-                 done: Callable[[int, Database | None, BaseException | None], None], name: str) -> None:
+                 done: Callable[[int, Database | None, BaseException | None], None], name: str,
+                 on_fsync: FsyncObserver | None = None) -> None:
         self.disk = disk
         self._loop = loop
         self._done = done
+        self._on_fsync = on_fsync
         self._handed: queue.SimpleQueue[_Handed | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -373,10 +383,14 @@ class DiskThread:
                 return
             database: Database | None = None
             error: BaseException | None = None
+            started = time.monotonic()
             try:
                 database = persist_group(self.disk, group)
             except BaseException as e:
                 error = e
+            txns = appended_txns(group)
+            if error is None and txns is not None and self._on_fsync is not None:
+                self._on_fsync((time.monotonic() - started) * 1000, txns)
             try:
                 self._loop.call_soon_threadsafe(self._done, group[-1][0], database, error)
             except RuntimeError:
@@ -387,6 +401,18 @@ class DiskThread:
     async def close(self) -> None:
         """Once what was handed over before is done."""
         await asyncio.get_running_loop().run_in_executor(None, self.stop)
+
+
+def appended_txns(group: list[_Handed]) -> int | None:
+    """The txns of a group that only appends to the log (the hot path), or None if it carries
+    anything else (epochs, TRUNC, SNAP)."""
+    txns = 0
+    for _token, items, _applied in group:
+        for item in items:
+            if type(item) is not FramedTxns:
+                return None
+            txns += item.count
+    return txns
 
 
 def persist_group(disk: QuorumDisk, group: list[_Handed]) -> Database | None:
@@ -412,10 +438,13 @@ class DiskAio:
     small batches).  After a failure it stops: nothing later becomes durable."""
 
     def __init__(self, disk: QuorumDisk, loop: asyncio.AbstractEventLoop,
-                 done: Callable[[int, Database | None, BaseException | None], None], aio: AioFsync) -> None:
+                 done: Callable[[int, Database | None, BaseException | None], None], aio: AioFsync,
+                 on_fsync: FsyncObserver | None = None) -> None:
         self.disk = disk
         self._loop = loop
         self._done = done
+        self._on_fsync = on_fsync
+        self._txns = 0  # in the group being synced
         self._flush = AioLogFlush(aio, loop, self._fsync_ended)
         self._queue: list[_Handed] = []
         self._busy = False
@@ -439,7 +468,9 @@ class DiskAio:
             return
         self._idle.clear()
         self._token = group[-1][0]
-        if all(type(item) is FramedTxns for _token, items, _applied in group for item in items):
+        txns = appended_txns(group)
+        if txns is not None:
+            self._txns = txns
             self._append_and_sync(group)
         else:
             job = self._loop.run_in_executor(None, persist_group, self.disk, group)
@@ -459,6 +490,8 @@ class DiskAio:
             self._fsync_ended(e)
 
     def _fsync_ended(self, error: BaseException | None) -> None:
+        if error is None and self._on_fsync is not None:
+            self._on_fsync((time.monotonic() - self._flush.started) * 1000, self._txns)
         self._reported(None, error)
 
     def _after_job(self, job: asyncio.Future[Database | None]) -> None:

@@ -18,7 +18,7 @@ from zkpy.quorum.disk import QuorumDisk
 from zkpy.quorum.driver import QuorumDriver
 from zkpy.quorum.peer import PeerConfig
 from zkpy.quorum.transport import PeerAddress
-from zkpy.server.persistence import LogStats, SnapshotSchedule, Snapshotter, start_autopurge
+from zkpy.server.persistence import FsyncRecorder, LogStats, SnapshotSchedule, Snapshotter, start_autopurge
 from zkpy.server.quorum_server import QuorumPeerServer, stop_driver
 
 log = logging.getLogger("zkpy.server")
@@ -46,6 +46,8 @@ class MemberStorage:
         self.config = config
         self.disk = disk
         self.stats = LogStats()
+        self.fsyncs = FsyncRecorder(self.stats, int(getattr(config, "fsync_warning_threshold_ms", 1000)))
+        self.fsyncs.metrics = server.metrics
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-snapshot")
         self.snapshotter = Snapshotter(lambda: server.db, disk.dirs.snap_dir, disk.dirs.snap_dir, self._executor,
                                        self.stats, getattr(config, "snapshot_compression_method", ""))
@@ -103,7 +105,7 @@ async def serve_member(config: Any, ready: asyncio.Event | None = None, stop: as
     host = me.client_host or config.client_port_address or "0.0.0.0"
     port = me.client_port or config.client_port
     await server.start(host, port)
-    driver = QuorumDriver(pcfg, peers, disk, state, server)
+    driver = QuorumDriver(pcfg, peers, disk, state, server, on_fsync=storage.fsyncs.record)
     server.driver = driver
     await driver.start()
     storage.start()

@@ -84,6 +84,31 @@ class LogStats:
     recent_batch_sizes: list[int] = field(default_factory=list)
 
 
+class FsyncRecorder:
+    """Each fsync of a transaction log into what mntr, the AdminServer and the metrics show
+    (LogStats, the ``fsynctime`` summary), with ZooKeeper's warning when one took longer than
+    ``fsync.warningthresholdms``: the same for the standalone log and a quorum member's."""
+
+    def __init__(self, stats: LogStats, warning_ms: float) -> None:
+        self.stats = stats
+        self.warning_ms = warning_ms
+        self.metrics: Any = None  # the server's ServerMetrics, once attached
+
+    def record(self, ms: float, txns: int) -> None:
+        st = self.stats
+        st.fsync_count += 1
+        st.fsync_total_ms += ms
+        st.fsync_max_ms = max(st.fsync_max_ms, ms)
+        if self.metrics is not None:
+            self.metrics.fsync_time.add(int(ms))
+        st.batches += 1
+        st.txns += txns
+        if ms > self.warning_ms:
+            st.fsync_threshold_exceeded += 1
+            log.warning("fsync-ing the write ahead log took %.0fms which will adversely effect operation "
+                        "latency.", ms)
+
+
 def next_group(handed: queue.SimpleQueue[_T | None]) -> tuple[list[_T], bool]:
     """For a writer thread: wait for the next item handed over, then take whatever is queued
     behind it, so all of it shares one write and one fsync.  The flag says a None (stop) came
@@ -118,11 +143,10 @@ class TxnLogDurability:
     def __init__(self, writer: TxnLogWriter, fsync_warning_ms: int, *, aio: AioFsync | None = None) -> None:
         self.writer = writer
         self.stats = LogStats()
-        self.fsync_warning_ms = fsync_warning_ms
+        self.fsyncs = FsyncRecorder(self.stats, fsync_warning_ms)
         self._pending: list[tuple[TxnHeader, Record | None, bytes | None]] = []
         self._roll_next = False
         self.bytes_since_roll = 0
-        self.metrics: Any = None  # the server's ServerMetrics, once attached
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Thread mode: (txns, roll first, future, its loop), or None to stop the thread.
@@ -240,18 +264,7 @@ class TxnLogDurability:
             writer.append_framed(framed)
 
     def _record_fsync(self, ms: float, group: list[_Handed]) -> None:
-        st = self.stats
-        st.fsync_count += 1
-        st.fsync_total_ms += ms
-        st.fsync_max_ms = max(st.fsync_max_ms, ms)
-        if self.metrics is not None:
-            self.metrics.fsync_time.add(int(ms))
-        st.batches += 1
-        st.txns += sum(framed.count for framed, _roll, _done, _loop in group)
-        if ms > self.fsync_warning_ms:
-            st.fsync_threshold_exceeded += 1
-            log.warning("fsync-ing the write ahead log took %.0fms which will adversely effect operation "
-                        "latency.", ms)
+        self.fsyncs.record(ms, sum(framed.count for framed, _roll, _done, _loop in group))
 
     def close(self) -> None:
         """Everything handed over is written and synced, then the log is closed.  In AIO mode
@@ -517,7 +530,7 @@ class Storage:
         self._server = server
         self.snapshotter = Snapshotter(lambda: server.db, self.dirs.snap_dir, self.dirs.snap_dir, self._snap_executor,
                                        self.stats, getattr(self.config, "snapshot_compression_method", ""))
-        self.durability.metrics = self.snapshotter.metrics = getattr(server, "metrics", None)
+        self.durability.fsyncs.metrics = self.snapshotter.metrics = getattr(server, "metrics", None)
         server.after_batch = self.after_batch
         # ZooKeeper snapshots at every start: the recovered state becomes the new base, and a
         # database that never had a snapshot gets one (its log alone would not be trusted).
