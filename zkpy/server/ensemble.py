@@ -46,8 +46,8 @@ class MemberStorage:
         self.config = config
         self.disk = disk
         self.stats = LogStats()
-        self.fsyncs = FsyncRecorder(self.stats, int(getattr(config, "fsync_warning_threshold_ms", 1000)))
-        self.fsyncs.metrics = server.metrics
+        self.fsyncs = FsyncRecorder(self.stats, int(getattr(config, "fsync_warning_threshold_ms", 1000)),
+                                    server.metrics)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="zkpy-snapshot")
         self.snapshotter = Snapshotter(lambda: server.db, disk.dirs.snap_dir, disk.dirs.snap_dir, self._executor,
                                        self.stats, getattr(config, "snapshot_compression_method", ""))

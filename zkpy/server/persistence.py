@@ -89,10 +89,10 @@ class FsyncRecorder:
     (LogStats, the ``fsynctime`` summary), with ZooKeeper's warning when one took longer than
     ``fsync.warningthresholdms``: the same for the standalone log and a quorum member's."""
 
-    def __init__(self, stats: LogStats, warning_ms: float) -> None:
+    def __init__(self, stats: LogStats, warning_ms: float, metrics: Any = None) -> None:
         self.stats = stats
         self.warning_ms = warning_ms
-        self.metrics: Any = None  # the server's ServerMetrics, once attached
+        self.metrics = metrics  # the server's ServerMetrics (a standalone server's is attached later)
 
     def record(self, ms: float, txns: int) -> None:
         st = self.stats
