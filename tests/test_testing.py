@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from zkpy.testing import EnsembleUnavailable, ServerStartError, ZkEnsemble, ZkServer, zk_server
+from zkpy.testing.server import free_ports
 
 _PLUGIN = any(ep.name == "zkpy" for ep in metadata.entry_points(group="pytest11"))
 needs_plugin = pytest.mark.skipif(not _PLUGIN, reason="zkpy's pytest11 entry point is not installed "
@@ -177,6 +178,18 @@ def test_a_port_taken_between_choosing_and_binding_is_chosen_again(tmp_path: Pat
             assert "Mode:" in srv.four_letter_word("srvr")
         finally:
             srv.close()
+
+
+def test_chosen_ports_differ_and_stay_out_of_the_range_outgoing_connections_take() -> None:
+    # An ensemble's members connect to peers that are not listening yet: each attempt takes a
+    # source port from the kernel's ephemeral range, which must not hold a port chosen for a peer.
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = free_ports("127.0.0.1", 12)
+    assert len(set(ports)) == 12
+    assert all(not low <= p <= high for p in ports), (low, high, ports)
+    for p in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
 
 
 def test_a_fixed_port_that_is_taken_fails_with_the_servers_log(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from zkpy.testing.server import ServerStartError, ZkServer, free_port
+from zkpy.testing.server import ServerStartError, ZkServer, free_ports
 
 QUORUM_UNAVAILABLE_HINT = "quorum mode is not available"
 
@@ -45,7 +45,8 @@ class ZkEnsemble:
         self._owns_base = base_dir is None
         self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="zkpy-ensemble-"))
         self.startup_timeout_s = startup_timeout_s
-        peers = {sid: (free_port(host), free_port(host)) for sid in range(1, size + 1)}
+        chosen = free_ports(host, 2 * size)
+        peers = {sid: (chosen[2 * sid - 2], chosen[2 * sid - 1]) for sid in range(1, size + 1)}
         servers = {f"server.{sid}": f"{host}:{peer}:{election}" for sid, (peer, election) in peers.items()}
         common = {"initLimit": "10", "syncLimit": "5", **servers, **{str(k): str(v) for k, v in (config or {}).items()}}
         self.members: list[ZkServer] = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,6 +29,10 @@ from zkpy.testing.sessions import expire_session as _expire_session
 _live: weakref.WeakSet[ZkServer] = weakref.WeakSet()
 _POLL_S = 0.05
 _BIND_RETRIES = 3
+# Ports chosen for servers start here (above the registered range's busiest part) and skip the
+# kernel's ephemeral range; a bounded number of tries, then the kernel chooses.
+_FIRST_CHOSEN_PORT = 10000
+_PORT_PICKS = 200
 
 
 class ServerStartError(RuntimeError):
@@ -36,10 +41,42 @@ class ServerStartError(RuntimeError):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now (another process may still take it: callers retry)."""
+    return free_ports(host, 1)[0]
+
+
+def free_ports(host: str, n: int) -> list[int]:
+    """``n`` different ports nothing is bound to right now, outside the kernel's range of
+    ephemeral ports where it can: a port from that range can be taken as the source port of any
+    outgoing connection before the server binds it (ensemble members connecting to peers that
+    are not listening yet do exactly that), so the bind would fail."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(_FIRST_CHOSEN_PORT, 65536) if p < low or p > high]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    ports: list[int] = []
+    with contextlib.ExitStack() as held:  # each held until all are chosen, so they differ
+        for _ in range(_PORT_PICKS):
+            if len(ports) == n or not candidates:
+                break
+            port = candidates.pop(random.randrange(len(candidates)))
+            s = held.enter_context(socket.socket(family))
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            ports.append(port)
+        while len(ports) < n:  # no room outside the ephemeral range: any port the kernel gives
+            s = held.enter_context(socket.socket(family))
+            s.bind((host, 0))
+            ports.append(int(s.getsockname()[1]))
+    return ports
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; elsewhere a guess that costs nothing if wrong
 
 
 def four_letter_word(host: str, port: int, cmd: str, timeout_s: float = 5.0) -> str:
