@@ -25,6 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The test helpers' choice of ports: outside the ephemeral range, so no outgoing connection takes
+# one before its server binds it.
+from zkpy.testing.server import free_port, free_ports
+
 __all__ = [
     "ENSEMBLE_FIRST_IP",
     "KINDS",
@@ -73,22 +77,6 @@ def java_version() -> str:
         return "none"
     out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30).stderr
     return out.splitlines()[0] if out else "unknown"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def free_ports(host: str, n: int) -> list[int]:
-    """``n`` different free ports: all held open until the last is bound (ports asked for one
-    after the other may come back the same, once the previous one is closed)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
 
 
 def four_letter(host: str, port: int, cmd: str, timeout_s: float = 5.0) -> str:

@@ -54,10 +54,9 @@ def free_ports(host: str, n: int) -> list[int]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     ports: list[int] = []
     with contextlib.ExitStack() as held:  # each held until all are chosen, so they differ
-        for _ in range(_PORT_PICKS):
-            if len(ports) == n or not candidates:
+        for port in random.sample(candidates, min(_PORT_PICKS, len(candidates))):
+            if len(ports) == n:
                 break
-            port = candidates.pop(random.randrange(len(candidates)))
             s = held.enter_context(socket.socket(family))
             try:
                 s.bind((host, port))
