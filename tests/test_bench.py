@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from zkpy.bench.aggregate import summarize
+from zkpy.bench.cpu import machine_times
 from zkpy.bench.histogram import LatencyHistogram
 from zkpy.bench.report import render
 from zkpy.bench.runner import RunResult
@@ -58,6 +59,14 @@ def test_histogram_merges_workers_and_orders_percentiles() -> None:
     assert [s[k] for k in PERCENTILE_ORDER] == sorted(s[k] for k in PERCENTILE_ORDER)
     assert s["p50"] == pytest.approx(0.91, rel=0.01)  # 1,100 of the 2,000 values are <= 1 ms
     assert s["max"] == pytest.approx(10.0, rel=0.01)
+
+
+def test_machine_busy_is_the_wall_clock_less_idle_time_not_the_busy_tick_counts() -> None:
+    hz = os.sysconf("SC_CLK_TCK")
+    # user, nice, system, idle, iowait, irq, softirq, steal: the busy fields say 18 s, idle 4 s.
+    stat = f"cpu  {9 * hz} 0 {9 * hz} {3 * hz} {hz} 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n"
+    at, busy = machine_times(stat, now_s=10.0, cpus=2)
+    assert (at, busy) == (20.0, 16.0)
 
 
 def test_bench_against_zkpy_reports_every_workload_and_memory() -> None:

@@ -8,6 +8,7 @@ server nor the load generator, so a disturbed round is visible in the report.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ from pathlib import Path
 __all__ = ["CpuSample", "load_average", "sample", "wait_until_quiet"]
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+_CPUS = max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
 class CpuSample:
-    at_s: float  # seconds the machine was busy or idle, summed over CPUs, as a clock
+    at_s: float  # the wall clock times the CPUs: CPU-seconds elapsed
     busy_s: float  # all CPUs, all processes
     server_s: float  # the server processes (every thread of each); 0 when unknown
 
@@ -31,15 +33,24 @@ class CpuSample:
         return 100.0 * (later.busy_s - self.busy_s) / max(self.wall_s(later), 1e-9)
 
     def wall_s(self, later: CpuSample) -> float:
-        return (later.at_s - self.at_s) / max(1, os.cpu_count() or 1)
+        return (later.at_s - self.at_s) / _CPUS
+
+
+def machine_times(proc_stat: str, now_s: float, cpus: int) -> tuple[float, float]:
+    """(CPU-seconds as a clock, busy CPU-seconds) from /proc/stat's first line at ``now_s``.
+
+    Busy is the wall clock on every CPU less the idle and iowait time, not the sum of the busy
+    fields: those count scheduler ticks, each charging its whole period to whatever it lands on,
+    while a tickless kernel measures idle time exactly.  A pinned 3-member ensemble at 500
+    requests/s read as 91% of its core busy by ticks, 60% by idle time."""
+    fields = proc_stat.split("\n", 1)[0].split()[1:]
+    idle = (int(fields[3]) + int(fields[4])) / _TICKS_PER_S  # idle, iowait
+    total = now_s * cpus
+    return total, total - idle
 
 
 def _machine() -> tuple[float, float]:
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
-    total = sum(ticks)
-    idle = ticks[3] + ticks[4]
-    return total / _TICKS_PER_S, (total - idle) / _TICKS_PER_S
+    return machine_times(Path("/proc/stat").read_text(), time.monotonic(), _CPUS)
 
 
 def _process_s(pid: int | None) -> float:
@@ -68,8 +79,6 @@ def load_average() -> float:
 def wait_until_quiet(busy_below_pct: float, max_wait_s: float, step_s: float = 1.0) -> tuple[float, float]:
     """Wait (at most ``max_wait_s``) until the machine's busy CPU over ``step_s`` is below the
     threshold (% of one core); the seconds waited and the last busy figure."""
-    import time
-
     start = time.monotonic()
     while True:
         a = sample(None)
