@@ -87,6 +87,26 @@ def test_bench_against_zkpy_reports_every_workload_and_memory() -> None:
     assert "targets" not in rep
 
 
+def test_vs_a_zkpy_baseline_measures_two_zkpy_servers_and_names_the_second_so() -> None:
+    rep = bench(*TINY, "--vs", "--baseline", "zkpy", "--rounds", "1", "--workload", "write", "--same-load", "0.5")
+    assert rep["setup"]["baseline"] == "zkpy"
+    d = rep["workloads"]["write"]
+    for slot in ("zkpy", "apache"):  # the second slot keeps its key
+        assert_sane(d[slot])
+    assert d["ratio"]["throughput"] > 0 and d["ratio"]["p99_same_load"] > 0
+    assert "targets" not in rep  # they are stated against Apache ZooKeeper
+    text = render(rep, rounds=True)
+    assert "| zkpy baseline |" in text and "**zkpy/baseline**" in text
+    assert "apache" not in text.lower() and "zkpy/ZK" not in text
+
+
+def test_baseline_needs_vs_and_refuses_the_memory_run() -> None:
+    for args, why in ((["--baseline", "zkpy"], "--vs"), (["--vs", "--baseline", "zkpy", "-w", "memory"], "heap")):
+        out = subprocess.run([sys.executable, "-m", "zkpy", "bench", *args], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 2 and why in out.stderr
+
+
 @pytest.mark.apache
 @pytest.mark.skipif(not apache_available(), reason="Apache ZooKeeper 3.8 is not installed")
 def test_bench_vs_apache_alternates_rounds_and_gives_ratios() -> None:

@@ -25,6 +25,7 @@ from zkpy.bench.report import machine_info, render
 from zkpy.bench.runner import BenchError, LoadConfig, ProgressFn
 from zkpy.bench.servers import (
     APACHE_HEAP_DEFAULT,
+    ENSEMBLE_FIRST_IP,
     ENSEMBLE_SIZE,
     apache_available,
     make_ensemble,
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated, or 'all': {', '.join(WORKLOADS)} (default: {','.join(DEFAULT_WORKLOADS)}; "
                    f"with --ensemble {','.join(DEFAULT_ENSEMBLE_WORKLOADS)})")
     g.add_argument("--vs", action="store_true", help="zkpy and Apache ZooKeeper 3.8 in alternating rounds")
+    g.add_argument("--baseline", choices=["apache", "zkpy"], default="apache",
+                   help="with --vs: what zkpy is compared with (default apache); zkpy starts a second zkpy "
+                   "server (or ensemble) instead: an A/A run, whose ratios show how far they move between "
+                   "identical servers on this machine")
     g.add_argument("--server", choices=["zkpy", "apache"], default="zkpy",
                    help="without --vs: which server to start (default zkpy)")
     g.add_argument("--hosts", help="without --vs: connect to this server instead of starting one")
@@ -136,6 +141,10 @@ def _check(args: argparse.Namespace) -> None:
     if "memory" in _workloads(args.workload) and (args.hosts or args.zkpy or args.apache):
         raise BenchError("the memory run restarts the servers: it needs servers the bench starts itself "
                          "(leave out --hosts / --zkpy / --apache)")
+    if args.baseline != "apache" and not args.vs:
+        raise BenchError("--baseline is for --vs")
+    if args.baseline == "zkpy" and "memory" in _workloads(args.workload):
+        raise BenchError("the memory run compares with Apache's live heap: leave out --baseline zkpy for it")
     if args.vs and args.hosts:
         raise BenchError("with --vs give --zkpy HOSTS and --apache HOSTS (or neither, to start both)")
 
@@ -175,28 +184,37 @@ class RichUI(UI):
             self._progress = None
 
 
+def _slot_names(args: argparse.Namespace) -> dict[str, str]:
+    return {"zkpy": "zkpy", "apache": "zkpy baseline" if args.vs and args.baseline == "zkpy" else "apache"}
+
+
 def _endpoints(args: argparse.Namespace, base: Path, server_cpus: set[int] | None, ui: UI) -> list[Endpoint]:
     kinds = ["zkpy", "apache"] if args.vs else [args.server]
     given = {"zkpy": args.zkpy, "apache": args.apache} if args.vs else {args.server: args.hosts}
-    if "apache" in kinds and not given.get("apache") and not apache_available():
+    # The second slot of --vs keeps its key "apache" in the report whatever runs in it.
+    runs = {"zkpy": "zkpy", "apache": args.baseline if args.vs else "apache"}
+    names = _slot_names(args)
+    if any(runs[k] == "apache" and not given.get(k) for k in kinds) and not apache_available():
         raise BenchError("Apache ZooKeeper 3.8 is not installed (apt-get install zookeeper), or give --apache HOSTS")
     eps = []
     pinning = f", pinned to CPUs {sorted(server_cpus)}" if server_cpus else ""
     for kind in kinds:
         if given.get(kind):
-            eps.append(Endpoint(kind, given[kind]))
+            eps.append(Endpoint(kind, given[kind], label=names[kind]))
             continue
+        label = names[kind]
         if args.ensemble:
-            ens = make_ensemble(kind, base / f"{kind}-ensemble", cpus=server_cpus, apache_heap=args.apache_heap)
+            ens = make_ensemble(runs[kind], base / f"{kind}-ensemble", cpus=server_cpus, apache_heap=args.apache_heap,
+                                first_ip=ENSEMBLE_FIRST_IP[kind])
             seconds = ens.start()
             roles = ", ".join(f"{m.host} pid {m.pid} {m.mode() or '?'}" for m in ens.members)
-            ui.note(f"started {kind} ensemble in {seconds:.2f} s: {roles}{pinning}")
-            eps.append(Endpoint(kind, ens.hosts, ens))
+            ui.note(f"started {label} ensemble in {seconds:.2f} s: {roles}{pinning}")
+            eps.append(Endpoint(kind, ens.hosts, ens, label))
             continue
-        srv = make_server(kind, base / kind, cpus=server_cpus, apache_heap=args.apache_heap)
+        srv = make_server(runs[kind], base / kind, cpus=server_cpus, apache_heap=args.apache_heap)
         seconds = srv.start()
-        ui.note(f"started {kind} server pid {srv.pid} on {srv.hosts} in {seconds:.2f} s{pinning}")
-        eps.append(Endpoint(kind, srv.hosts, srv))
+        ui.note(f"started {label} server pid {srv.pid} on {srv.hosts} in {seconds:.2f} s{pinning}")
+        eps.append(Endpoint(kind, srv.hosts, srv, label))
     return eps
 
 
@@ -246,7 +264,8 @@ def main(argv: list[str]) -> int:
                       "znodes": args.znodes, "client": "full" if args.full_client else "lean",
                       "forceSync": "yes", "load_average_1m": round(load_average(), 2),
                       "mode": f"ensembles of {ENSEMBLE_SIZE}" if args.ensemble else "standalone",
-                      "servers": ", ".join(f"{e.kind} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
+                      **({"baseline": args.baseline} if args.vs else {}),
+                      "servers": ", ".join(f"{e.label} {e.hosts}" + ("" if e.server else " (given)") for e in eps)},
         }
         out_path = Path(args.output) if args.output else None
 
@@ -255,6 +274,8 @@ def main(argv: list[str]) -> int:
             if out_path is not None:
                 out_path.write_text(json.dumps({**report, **partial, "partial": True}, indent=2) + "\n")
         report.update(run_suite(eps, cfg, ui, save_partial))
+        if args.baseline != "apache":
+            report.pop("targets", None)  # the targets are against Apache ZooKeeper
     except KeyboardInterrupt:
         ui.done()
         print("zkpy bench: interrupted; servers stopped", file=sys.stderr)

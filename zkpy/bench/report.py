@@ -62,7 +62,15 @@ def _cpu_cells(s: dict[str, Any]) -> list[str]:
             "-" if us is None else f"{us:.1f}"]
 
 
-def _throughput_table(workloads: dict[str, Any]) -> list[str]:
+def _names(report: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The servers' names in the tables and the ratio's: the second slot of --vs may hold a zkpy
+    baseline (an A/A run) under its key "apache"."""
+    if report.get("setup", {}).get("baseline") == "zkpy":
+        return {"zkpy": "zkpy", "apache": "zkpy baseline"}, "**zkpy/baseline**"
+    return {"zkpy": "zkpy", "apache": "apache"}, "**zkpy/ZK**"
+
+
+def _throughput_table(workloads: dict[str, Any], names: dict[str, str], ratio_name: str) -> list[str]:
     rows = []
     for wl, d in workloads.items():
         for server in ("zkpy", "apache"):
@@ -71,7 +79,7 @@ def _throughput_table(workloads: dict[str, Any]) -> list[str]:
                 continue
             tp = f"{s['throughput']:,.0f} ({s['throughput_min']:,.0f}-{s['throughput_max']:,.0f})"
             extra = f"{s['events_per_s']:,.0f} events/s" if wl == "watch" else ""
-            rows.append([wl, server, tp, *_lat_cells(s["latency_ms"]), *_cpu_cells(s), str(s["errors"]), extra])
+            rows.append([wl, names[server], tp, *_lat_cells(s["latency_ms"]), *_cpu_cells(s), str(s["errors"]), extra])
         r = d.get("ratio")
         if r:
             notes = []
@@ -81,14 +89,14 @@ def _throughput_table(workloads: dict[str, Any]) -> list[str]:
             if best_a:
                 notes.append(f"best round vs best round {d['zkpy']['throughput_max'] / best_a:.2f}x")
             extra = "; ".join(notes)
-            rows.append([wl, "**zkpy/ZK**", f"**{_f(r['throughput'])}x**", "", "", f"**{_f(r['p99'])}x**",
+            rows.append([wl, ratio_name, f"**{_f(r['throughput'])}x**", "", "", f"**{_f(r['p99'])}x**",
                          "", "", "", "", "", _ratio_cell(r.get("server_cpu_per_req")), "", extra])
     head = ["workload", "server", "req/s mean (min-max)", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
             *CPU_HEAD, "errors", "note"]
     return _table(head, rows)
 
 
-def _rounds_table(workloads: dict[str, Any]) -> list[str]:
+def _rounds_table(workloads: dict[str, Any], names: dict[str, str]) -> list[str]:
     rows = []
     for wl, d in workloads.items():
         for tag, src in (("", d), (" same load", d.get("same_load") or {})):
@@ -97,13 +105,13 @@ def _rounds_table(workloads: dict[str, Any]) -> list[str]:
                 if s is None:
                     continue
                 for i, r in enumerate(s["rounds"], 1):
-                    rows.append([wl + tag, server, str(i), f"{r['throughput']:,.0f}", _f(r["latency_ms"]["p99"]),
+                    rows.append([wl + tag, names[server], str(i), f"{r['throughput']:,.0f}", _f(r["latency_ms"]["p99"]),
                                  *_cpu_cells(r)[:3]])
     head = ["workload", "server", "round", "req/s", "p99 ms", "client CPU", "server CPU", "other CPU"]
     return _table(head, rows)
 
 
-def _same_load_table(workloads: dict[str, Any]) -> list[str]:
+def _same_load_table(workloads: dict[str, Any], names: dict[str, str], ratio_name: str) -> list[str]:
     rows = []
     for wl, d in workloads.items():
         sl = d.get("same_load")
@@ -113,9 +121,9 @@ def _same_load_table(workloads: dict[str, Any]) -> list[str]:
             s = sl[server]
             late = s.get("send_late_ms") or {}
             behind = f"{s['rounds_behind']} of {len(s['rounds'])}" if "rounds_behind" in s else "-"
-            rows.append([wl, f"{sl['rate']:,}", server, f"{s['throughput']:,.0f}", behind,
+            rows.append([wl, f"{sl['rate']:,}", names[server], f"{s['throughput']:,.0f}", behind,
                          *_lat_cells(s["latency_ms"]), _f(late.get("p99")), *_cpu_cells(s)])
-        rows.append([wl, "", "**zkpy/ZK**", "", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "",
+        rows.append([wl, "", ratio_name, "", "", "", "", f"**{_f(d['ratio'].get('p99_same_load'))}x**", "", "",
                      "", "", "", "", "", ""])
     if not rows:
         return []
@@ -154,15 +162,17 @@ def render(report: dict[str, Any], rounds: bool = False) -> str:
     if setup:
         out.append("Setup: " + ", ".join(f"{k}={v}" for k, v in setup.items()))
     out.append("")
+    names, ratio_name = _names(report)
     if report.get("workloads"):
-        out += _throughput_table(report["workloads"])
+        out += _throughput_table(report["workloads"], names, ratio_name)
         out.append("")
-        same = _same_load_table(report["workloads"])
+        same = _same_load_table(report["workloads"], names, ratio_name)
         if same:
             out += ["At the same offered load (fixed rate, latency from the intended send time):", "", *same, ""]
         if rounds:
-            out += ["Every round (round i of zkpy ran just before round i of Apache; other CPU: processes that "
-                    "are neither server nor load generator):", "", *_rounds_table(report["workloads"]), ""]
+            out += [f"Every round (round i of zkpy ran just before round i of {names['apache']}; other CPU: "
+                    "processes that are neither server nor load generator):", "",
+                    *_rounds_table(report["workloads"], names), ""]
     if report.get("memory"):
         out += _memory_table(report["memory"])
         out.append("")

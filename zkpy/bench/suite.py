@@ -27,9 +27,14 @@ __all__ = ["Endpoint", "SuiteConfig", "run_suite"]
 
 @dataclass(slots=True)
 class Endpoint:
-    kind: str  # "zkpy" or "apache": the label in the report
+    kind: str  # "zkpy" or "apache": its key in the report
     hosts: str
     server: ServerProcess | Ensemble | None = None  # None: a server we connect to but did not start
+    label: str = ""  # its name for people, when not the key ("zkpy baseline" in the "apache" slot)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
 
 
 @dataclass(slots=True)
@@ -98,7 +103,7 @@ def _alternate(eps: list[Endpoint], wl: str, load: LoadConfig, cfg: SuiteConfig,
     got: dict[str, list[RunResult]] = {ep.kind: [] for ep in eps}
     for rnd in range(rounds):
         for ep in eps:
-            got[ep.kind].append(_run_round(ep, wl, load, ui, f"{ep.kind} {wl}{tag} round {rnd + 1}/{rounds}", cfg))
+            got[ep.kind].append(_run_round(ep, wl, load, ui, f"{ep.name} {wl}{tag} round {rnd + 1}/{rounds}", cfg))
     return {k: summarize(v) for k, v in got.items()}
 
 
